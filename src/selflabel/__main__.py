@@ -1,0 +1,3 @@
+from selflabel.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""evaluate layer of selflabel."""

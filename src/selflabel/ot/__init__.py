@@ -1,0 +1,1 @@
+"""ot layer of selflabel."""
