@@ -11,8 +11,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 @pytest.fixture(autouse=True)
 def _seed_everything() -> None:
-    import numpy as np
     import torch
 
     torch.manual_seed(0)
-    np.random.seed(0)

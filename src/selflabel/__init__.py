@@ -1,4 +1,4 @@
-"""selflabel: representation learning and cluster labels from unlabelled images with optimal transport.
+"""selflabel: representations and cluster labels from unlabelled images with optimal transport.
 
 Layers, bottom to top (a lower layer never imports a higher one)::
 
