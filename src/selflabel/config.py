@@ -1,0 +1,211 @@
+"""Run configuration: typed sections validated by pydantic, YAML presets, ``key=value`` overrides.
+
+A run is described by one :class:`RunConfig`. Presets live in ``configs/*.yaml`` (shipped inside the
+package); ``load_config("fmnist", ["optim.lr=0.3", "data.batch_size=128"])`` reads a preset by name
+or path, applies dotted overrides (values parsed as YAML), and validates everything. Unknown keys
+are an error that names the valid keys of that section.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    source: str = "demo"  #: a path or a source name, see `selflabel datasets`
+    split: str = "train"
+    image_size: int | None = None  #: resize+center-crop at decode time (folders of mixed sizes)
+    test_source: str | None = None  #: optional held-out source for kNN/linear evaluation
+    test_split: str = "test"
+    batch_size: int = Field(256, ge=1)
+    num_workers: int = Field(0, ge=0)
+    strict: bool = False  #: turn skipped bad files into errors
+
+
+class AugmentConfig(_Section):
+    n_global: int = Field(2, ge=1)
+    global_size: int | None = None  #: None: chosen from the image size
+    global_scale: tuple[float, float] = (0.14, 1.0)
+    n_local: int = Field(6, ge=0)
+    local_size: int | None = None
+    local_scale: tuple[float, float] = (0.05, 0.14)
+    color_strength: float = Field(0.5, ge=0.0)
+    blur: bool = False
+    flip: bool = True
+
+
+class ModelConfig(_Section):
+    backbone: str = "smallcnn"
+    width: int = Field(1, ge=1)
+    small_stem: bool = False
+    hidden_dim: int = Field(512, ge=0)
+    embedding_dim: int = Field(128, ge=0)
+    n_prototypes: list[int] = Field(default_factory=lambda: [100])
+    projection_bn: bool = True
+
+
+class SwAVConfig(_Section):
+    temperature: float = Field(0.1, gt=0)
+    epsilon: float = Field(0.05, gt=0)
+    sinkhorn_iters: int = Field(3, ge=1)
+    freeze_prototypes_iters: int = Field(100, ge=0)
+    queue_length: int = Field(0, ge=0)
+    queue_start_epoch: int = Field(0, ge=0)
+
+
+class OptimConfig(_Section):
+    name: Literal["sgd", "lars", "adamw"] = "sgd"
+    lr: float = Field(0.3, gt=0)  #: base learning rate for `batch_size` 256 (scaled linearly)
+    final_lr: float = Field(0.0003, ge=0)
+    weight_decay: float = Field(1e-6, ge=0)
+    momentum: float = Field(0.9, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0)
+    grad_clip: float | None = None
+    scale_lr_with_batch: bool = True
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(10, ge=1)
+    max_minutes: float | None = None
+    device: str = "auto"  #: auto | cpu | cuda | cuda:N
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
+    sync_bn: bool = True
+    threads: int | None = None  #: torch CPU threads (None: torch's default)
+    checkpoint_every: int = Field(1, ge=1)
+    eval_every: int = Field(0, ge=0)  #: epochs between in-training evaluations (0: end only)
+    log_every: int = Field(20, ge=1)
+
+
+class EvalConfig(_Section):
+    n_clusters: int | None = None  #: k of the clustering benchmark (None: number of classes)
+    overcluster: float = Field(1.0, ge=1.0)
+    pca_dim: int | None = None
+    seeds: int = Field(3, ge=1)
+    knn_k: int = Field(20, ge=1)
+    knn_temperature: float = Field(0.07, gt=0)
+    gallery_per_cluster: int = Field(8, ge=0)
+    batch_size: int = Field(512, ge=1)
+
+
+class RunConfig(_Section):
+    method: Literal["swav", "sela", "selav2", "deepclusterv2", "supervised"] = "swav"
+    seed: int = 0
+    out: str | None = None  #: run directory (None: runs/<method>-<source>-<time>)
+    data: DataConfig = Field(default_factory=DataConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    swav: SwAVConfig = Field(default_factory=SwAVConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a message that says how to fix it."""
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped in ``configs/``."""
+    root = resources.files("selflabel") / "configs"
+    return sorted(p.name[: -len(".yaml")] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def read_preset(name_or_path: str | Path) -> dict[str, Any]:
+    """The raw mapping of a preset name (``configs/NAME.yaml``) or a YAML file path."""
+    path = Path(name_or_path)
+    if path.suffix in {".yaml", ".yml"} or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        text = path.read_text()
+    else:
+        resource = resources.files("selflabel") / "configs" / f"{name_or_path}.yaml"
+        if not resource.is_file():
+            raise ConfigError(
+                f"unknown preset {name_or_path!r}; presets: {', '.join(preset_names())} "
+                "(or pass a path to a .yaml file)"
+            )
+        text = resource.read_text()
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name_or_path}: a config must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Apply one ``dotted.key=value`` override (value parsed as YAML) to a raw config mapping."""
+    if "=" not in override:
+        raise ConfigError(f"override {override!r} must look like key=value, e.g. optim.lr=0.3")
+    key, raw = override.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"override {override!r} has an empty key")
+    _check_key(parts)
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"cannot set {key}: {part} is not a section")
+        node = child
+    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+
+
+def _check_key(parts: list[str]) -> None:
+    model: type[BaseModel] = RunConfig
+    for i, part in enumerate(parts):
+        fields = model.model_fields
+        if part not in fields:
+            where = ".".join(parts[:i]) or "the top level"
+            raise ConfigError(
+                f"unknown config key {'.'.join(parts)!r}: valid keys at {where} are "
+                f"{', '.join(sorted(fields))}"
+            )
+        annotation = fields[part].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        elif i < len(parts) - 1:
+            raise ConfigError(f"{'.'.join(parts[: i + 1])} is a value, not a section")
+
+
+def build_config(data: dict[str, Any]) -> RunConfig:
+    """Validate a raw mapping into a :class:`RunConfig`, with readable errors."""
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                section = ".".join(str(p) for p in err["loc"][:-1])
+                model: type[BaseModel] = RunConfig
+                for part in err["loc"][:-1]:
+                    ann = model.model_fields[str(part)].annotation
+                    if isinstance(ann, type) and issubclass(ann, BaseModel):
+                        model = ann
+                valid = ", ".join(sorted(model.model_fields))
+                where = section or "top level"
+                lines.append(f"unknown config key {loc!r}; valid keys in {where}: {valid}")
+            else:
+                lines.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def load_config(preset: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a preset (default ``demo``), apply ``key=value`` overrides and validate."""
+    data = read_preset(preset or "demo")
+    for override in overrides or []:
+        apply_override(data, override)
+    return build_config(data)
+
+
+def dump_config(config: RunConfig) -> str:
+    """The resolved configuration as YAML (saved as ``config.yaml`` in every run directory)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
