@@ -1,7 +1,47 @@
-"""The evaluate layer of selflabel.
+"""Evaluation probes on frozen features: extraction, weighted kNN and the linear probe.
 
-TEAM NOTE (delete when done): before editing, read /work/main/CONTRIBUTING.md — several engineers
-work in this checkout at once: commit only your own paths (`git commit -- <paths>`), never
-`git add -A`, reset, stash or amend; test files need globally unique names and no __init__.py;
-register CLI commands with a one-line edit of COMMANDS in cli.py; finish by 18:30 UTC.
+Each probe returns a plain ``dict`` that includes a ``"protocol"`` string saying exactly what was
+measured (see ``docs/evaluation.md``)::
+
+    from selflabel.evaluate import extract_features, knn_accuracy, linear_probe
+
+    train = extract_features(model, train_source, transform=EvalTransform(...))
+    test = extract_features(model, test_source, transform=EvalTransform(...))
+    knn = knn_accuracy(train.features, train.labels, test.features, test.labels)
+    lin = linear_probe(train.features, train.labels, test.features, test.labels)
+    print(knn["protocol"], knn["results"], lin["protocol"], lin["top1"])
+
+The clustering benchmark itself lives in :mod:`selflabel.cluster`.
 """
+
+from selflabel.evaluate.features import ExtractedFeatures, extract_features
+from selflabel.evaluate.io import labels_path_for, load_array, load_labels_for
+from selflabel.evaluate.knn import (
+    DEFAULT_KNN_SETTINGS,
+    KNNNeighbors,
+    KNNPrediction,
+    knn_accuracy,
+    knn_classify,
+    knn_neighbors,
+    knn_protocol,
+    knn_vote,
+)
+from selflabel.evaluate.linear import linear_probe, linear_protocol
+
+__all__ = [
+    "DEFAULT_KNN_SETTINGS",
+    "ExtractedFeatures",
+    "KNNNeighbors",
+    "KNNPrediction",
+    "extract_features",
+    "knn_accuracy",
+    "knn_classify",
+    "knn_neighbors",
+    "knn_protocol",
+    "knn_vote",
+    "labels_path_for",
+    "linear_probe",
+    "linear_protocol",
+    "load_array",
+    "load_labels_for",
+]
