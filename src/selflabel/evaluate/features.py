@@ -51,11 +51,23 @@ class ExtractedFeatures(NamedTuple):
 
 
 def _batches(
-    data: Any, batch_size: int, num_workers: int
+    data: Any, batch_size: int, num_workers: int | None
 ) -> tuple[Iterable[Any], int | None]:
     """An iterable of ``(indices, images, labels)`` batches and the number of images, if known."""
     if hasattr(data, "get_batch") and hasattr(data, "__len__"):
         n = len(data)
+        if getattr(data, "in_memory", True) is False or num_workers:
+            from selflabel.data import make_loader  # file sources: decode in loader workers
+
+            source_loader = make_loader(
+                data,
+                batch_size,
+                shuffle=False,
+                drop_last=False,
+                num_workers=num_workers,
+                distributed=False,
+            )
+            return source_loader, n
 
         def by_range() -> Iterator[Any]:
             for s in range(0, n, batch_size):
@@ -63,7 +75,9 @@ def _batches(
 
         return by_range(), n
     if isinstance(data, Dataset) and hasattr(data, "__len__") and not isinstance(data, DataLoader):
-        loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+        loader = DataLoader(
+            data, batch_size=batch_size, shuffle=False, num_workers=num_workers or 0
+        )
         return loader, len(data)
     if isinstance(data, DataLoader):
         try:
@@ -115,14 +129,16 @@ def extract_features(
     device: str | torch.device | None = None,
     out: str | Path | None = None,
     batch_size: int = 256,
-    num_workers: int = 0,
+    num_workers: int | None = None,
     progress: bool = True,
 ) -> ExtractedFeatures:
     """Features of every image of ``data`` (see the module docstring for the accepted inputs).
 
     Returns ``(features, labels, indices)``, rows in the order the data yields them (dataset
-    order for sources and datasets). With ``out`` the features are a read-write memmap of
-    ``out`` and the labels/indices are also saved beside it.
+    order for sources and datasets). In-memory sources are sliced batch by batch in this
+    process; file sources (``in_memory=False``) or ``num_workers > 0`` go through
+    :func:`selflabel.data.make_loader` (``num_workers=None``: its default). With ``out`` the
+    features are a read-write memmap of ``out`` and the labels/indices are also saved beside it.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
