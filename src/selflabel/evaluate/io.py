@@ -1,7 +1,9 @@
 """Feature and label arrays: loading ``.npy``/``.npz``/``.pt`` files and reading rows in chunks.
 
-Features are kept as they come (a memory-mapped ``.npy`` stays on disk); the probes read them a
-chunk of rows at a time with :func:`rows_as_tensor`. ``selflabel extract`` writes ``feats.npy``
+Files are read with :func:`selflabel.cluster.io.load_array` (``.npy`` memory-mapped, ``.npz``,
+``.pt``; ``file.npz:KEY`` names one array). Features are kept as they come (a memory-mapped
+``.npy`` stays on disk); the probes read them a chunk of rows at a time with
+:func:`rows_as_tensor`. ``selflabel extract`` writes ``feats.npy``
 with the labels beside it in ``feats.labels.npy`` and the dataset indices in ``feats.indices.npy``;
 :func:`labels_path_for` gives those names.
 
@@ -18,17 +20,17 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from selflabel.cluster.io import iter_chunks, load_array
+
 #: What the probes accept as features or labels: numpy arrays (memory-mapped ones too) or tensors.
 ArrayLike = np.ndarray | Tensor
-
-_FEATURE_KEYS = ("features", "feats", "x", "embeddings")
-_LABEL_KEYS = ("labels", "targets", "y")
 
 
 def check_features(features: ArrayLike, name: str = "features") -> tuple[int, int]:
@@ -57,7 +59,24 @@ def rows_as_tensor(features: ArrayLike, start: int, stop: int) -> Tensor:
     """
     if isinstance(features, Tensor):
         return features[start:stop].detach().to("cpu", torch.float32)
-    return torch.from_numpy(np.ascontiguousarray(features[start:stop], dtype=np.float32))
+    return torch.from_numpy(np.array(features[start:stop], dtype=np.float32))
+
+
+def iter_row_chunks(features: ArrayLike, rows: int) -> Iterator[tuple[int, Tensor]]:
+    """Yield ``(start, float32 CPU tensor)`` blocks of ``rows`` rows; a memmap's pages are handed
+    back to the OS after each block (:func:`selflabel.cluster.io.iter_chunks`).
+
+    Example::
+
+        >>> [(s, tuple(c.shape)) for s, c in iter_row_chunks(np.zeros((5, 2)), 2)]
+        [(0, (2, 2)), (2, (2, 2)), (4, (1, 2))]
+    """
+    if isinstance(features, Tensor):
+        for start in range(0, int(features.shape[0]), rows):
+            yield start, rows_as_tensor(features, start, start + rows)
+        return
+    for start, chunk in iter_chunks(features, rows=rows, dtype=np.float32):
+        yield start, torch.from_numpy(chunk)
 
 
 def take_rows(features: ArrayLike, index: np.ndarray) -> Tensor:
@@ -106,77 +125,29 @@ def labels_path_for(features_path: str | Path, kind: str = "labels") -> Path:
     return p.with_name(f"{stem}.{kind}.npy")
 
 
-def _pick(
-    mapping: dict[str, object], key: str | None, candidates: tuple[str, ...], path: Path
-) -> object:
-    if key is not None:
-        if key not in mapping:
-            raise ValueError(f"{path} has no array {key!r}; it holds {sorted(mapping)}")
-        return mapping[key]
-    if len(mapping) == 1:
-        return next(iter(mapping.values()))
-    for c in candidates:
-        if c in mapping:
-            return mapping[c]
-    raise ValueError(
-        f"{path} holds several arrays {sorted(mapping)}; "
-        f"name one with PATH:KEY (e.g. {path}:labels)"
-    )
-
-
-def load_array(path: str | Path, *, key: str | None = None, labels: bool = False) -> np.ndarray:
-    """Load a feature or label array from ``.npy`` (memory-mapped), ``.npz`` or ``.pt``.
-
-    ``path`` may end in ``:KEY`` to pick one array of an ``.npz`` or a dict saved with
-    ``torch.save``; otherwise a single array is taken, or the conventional key (``features`` /
-    ``labels``, chosen by ``labels``).
-    """
-    text = str(path)
-    if key is None and ":" in Path(text).name:
-        text, key = text.rsplit(":", 1)
-    p = Path(text)
-    if not p.exists():
-        raise ValueError(f"array file {p} does not exist")
-    candidates = _LABEL_KEYS if labels else _FEATURE_KEYS
-    suffix = p.suffix.lower()
-    if suffix == ".npy":
-        if key is not None:
-            raise ValueError(f"{p} is a single .npy array; drop the :{key} suffix")
-        return np.load(p, mmap_mode="r")
-    if suffix == ".npz":
-        with np.load(p) as z:
-            return np.asarray(_pick({k: z[k] for k in z.files}, key, candidates, p))
-    if suffix in (".pt", ".pth"):
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-        if isinstance(obj, dict):
-            obj = _pick(obj, key, candidates, p)
-        if isinstance(obj, Tensor):
-            return obj.detach().cpu().numpy()
-        if isinstance(obj, np.ndarray):
-            return obj
-        raise ValueError(
-            f"{p} holds a {type(obj).__name__}, expected a tensor or a dict of tensors"
-        )
-    raise ValueError(f"unsupported array file {p}: use .npy, .npz or .pt")
-
-
 def load_labels_for(features_path: str | Path, labels_path: str | Path | None) -> np.ndarray:
-    """Labels from ``labels_path``, else from ``FEATS.labels.npy`` beside the features, else from
-    the ``labels`` entry of the same ``.npz``/``.pt`` file."""
+    """Labels for a features file.
+
+    From ``labels_path`` when given; else from ``FEATS.labels.npy`` beside the features (what
+    ``selflabel extract`` writes); else from the ``labels``/``targets``/``y`` entry of the same
+    ``.npz``/``.pt`` container.
+    """
     if labels_path is not None:
-        return np.asarray(load_array(labels_path, labels=True))
-    beside = labels_path_for(str(features_path).split(":")[0])
+        return np.asarray(load_array(labels_path, role="labels", mmap_mode=None))
+    text = str(features_path)
+    base = Path(text.rsplit(":", 1)[0]) if ":" in Path(text).name else Path(text)
+    beside = labels_path_for(base)
     if beside.exists():
         return np.asarray(np.load(beside))
-    base = Path(str(features_path).split(":")[0])
     if base.suffix.lower() in (".npz", ".pt", ".pth"):
-        for key in _LABEL_KEYS:
+        for key in ("labels", "targets", "y"):
             try:
-                return np.asarray(load_array(base, key=key, labels=True))
+                return np.asarray(load_array(f"{base}:{key}", role="labels", mmap_mode=None))
             except ValueError:
                 continue
     raise ValueError(
-        f"no labels for {features_path}: pass the labels file, or put them in {beside}"
+        f"no labels for {features_path}: pass the labels file, or put them in {beside} "
+        "or under the key 'labels' of the same .npz/.pt"
     )
 
 
@@ -184,6 +155,7 @@ __all__ = [
     "ArrayLike",
     "as_label_tensor",
     "check_features",
+    "iter_row_chunks",
     "labels_path_for",
     "load_array",
     "load_labels_for",

@@ -29,7 +29,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from selflabel.evaluate.io import ArrayLike, as_label_tensor, check_features, rows_as_tensor
+from selflabel.evaluate.io import (
+    ArrayLike,
+    as_label_tensor,
+    check_features,
+    iter_row_chunks,
+    rows_as_tensor,
+)
 
 #: The default settings (k, temperature): InstDisc/DINO k=20 and k=200 at T=0.07, SeLa k=50, σ=0.1.
 DEFAULT_KNN_SETTINGS: tuple[tuple[int, float], ...] = ((20, 0.07), (200, 0.07), (50, 0.1))
@@ -131,9 +137,9 @@ def knn_neighbors(
         else None
     )  # keep test on device when it is at most 256 MiB
     with torch.no_grad():
-        for c0 in range(0, n_train, chunk_size):
-            c1 = min(c0 + chunk_size, n_train)
-            chunk = _normalised(rows_as_tensor(train_features, c0, c1).to(dev))
+        for c0, rows in iter_row_chunks(train_features, chunk_size):
+            c1 = c0 + rows.shape[0]
+            chunk = _normalised(rows.to(dev))
             kk = min(k, c1 - c0)
             for bi, b0 in enumerate(range(0, n_test, batch_size)):
                 b1 = min(b0 + batch_size, n_test)

@@ -1,0 +1,185 @@
+"""``selflabel extract``: frozen features of every image of a source, as a memory-mapped .npy.
+
+Example::
+
+    selflabel extract runs/swav-fmnist --data fashion-mnist --split test --out feats/test.npy
+    # -> feats/test.npy (N × D float32), feats/test.labels.npy, feats/test.indices.npy
+
+``CHECKPOINT`` is a run directory of ``selflabel train`` (its ``config.yaml`` rebuilds the method
+and ``checkpoint_last.pt`` — or the newest ``checkpoint_epochN.pt`` — fills it), one of our
+checkpoint files, or a plain backbone state dict (torchvision, official SwAV/SeLa, ...) with
+``--arch NAME``. The helpers here are shared with ``selflabel eval``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from torch import nn
+
+__all__ = ["eval_transform", "extract", "load_eval_model", "load_eval_source"]
+
+
+def load_eval_source(spec: str, split: str) -> Any:
+    """The image source ``spec`` (see ``selflabel.data.load_source``) as a click-friendly error."""
+    from selflabel.data import load_source
+
+    try:
+        return load_source(spec, split=split)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        raise click.ClickException(f"cannot load --data {spec!r}: {err}") from err
+
+
+def _method_from_config(config: dict[str, Any], state: dict[str, Any], source: Any) -> nn.Module:
+    from selflabel.config import build_config
+    from selflabel.run.build import build_method
+
+    cfg = build_config(config)
+    method = build_method(cfg, source)
+    method.load_state_dict(state)
+    return method
+
+
+def load_eval_model(checkpoint: Path, source: Any, arch: str | None) -> tuple[nn.Module, str]:
+    """Build the model a checkpoint describes; returns it and a one-line description.
+
+    Run directory or our checkpoint (``{"format": "selflabel-checkpoint", "model", "config"}``):
+    the method is rebuilt from the saved config and its full state loaded (``method.features``
+    gives the backbone features). Anything else is a backbone state dict for ``arch``, loaded
+    with :func:`selflabel.models.load_pretrained` (heads ignored, prefixes stripped).
+    """
+    import yaml
+
+    from selflabel.engine.checkpoint import find_resume, load_checkpoint
+
+    try:
+        if checkpoint.is_dir():
+            ckpt_path = find_resume(checkpoint)
+            cfg_path = checkpoint / "config.yaml"
+            if ckpt_path is None or not cfg_path.is_file():
+                raise ValueError(
+                    f"{checkpoint} is not a run directory: it needs config.yaml and "
+                    "checkpoint_last.pt (or checkpoint_epochN.pt)"
+                )
+            state = load_checkpoint(ckpt_path)
+            config = yaml.safe_load(cfg_path.read_text())
+            model = _method_from_config(config, state["model"], source)
+            return model, f"run {checkpoint} ({ckpt_path.name}, epoch {state.get('epoch', '?')})"
+        if not checkpoint.is_file():
+            raise ValueError(f"checkpoint {checkpoint} does not exist")
+        if arch is None:
+            state = load_checkpoint(checkpoint)
+            if state.get("format") == "selflabel-checkpoint" and "config" in state:
+                model = _method_from_config(state["config"], state["model"], source)
+                return model, f"checkpoint {checkpoint} (epoch {state.get('epoch', '?')})"
+            raise ValueError(
+                f"{checkpoint} is not a selflabel checkpoint; for a plain backbone state dict "
+                "pass --arch (e.g. --arch resnet50)"
+            )
+        from selflabel.models import build_backbone, load_pretrained
+
+        backbone = build_backbone(arch, in_channels=int(source.image_shape[0]))
+        report = load_pretrained(backbone, checkpoint)
+        if not report.loaded_keys:
+            raise ValueError(f"no tensor of {checkpoint} matches a {arch} backbone")
+        return backbone, f"{arch} backbone from {checkpoint} ({report.summary()})"
+    except (ValueError, TypeError, KeyError, RuntimeError) as err:
+        raise click.ClickException(f"cannot load checkpoint {checkpoint}: {err}") from err
+
+
+def eval_transform(source: Any, image_size: int | None, crop_fraction: float) -> Any:
+    """The deterministic evaluation transform: optional resize + center crop, normalisation."""
+    from selflabel.data import EvalTransform
+
+    return EvalTransform(
+        size=image_size, mean=source.mean, std=source.std, crop_fraction=crop_fraction
+    )
+
+
+def model_options(f: Any) -> Any:
+    """The options shared by ``extract`` and the ``--checkpoint`` path of ``eval``."""
+    for opt in reversed(
+        [
+            click.option(
+                "--arch",
+                default=None,
+                help="Backbone of a plain state-dict checkpoint (resnet18/50, smallcnn, alexnet).",
+            ),
+            click.option(
+                "--image-size",
+                type=click.IntRange(min=1),
+                default=None,
+                help="Resize the shorter side to image-size/crop-fraction, center-crop "
+                "image-size (default: native size).",
+            ),
+            click.option(
+                "--crop-fraction",
+                type=click.FloatRange(0, 1, min_open=True),
+                default=0.875,
+                show_default=True,
+                help="With --image-size: 0.875 is the usual 256 -> 224.",
+            ),
+            click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1."),
+            click.option(
+                "--batch-size", type=click.IntRange(min=1), default=256, show_default=True
+            ),
+            click.option("--quiet", is_flag=True, help="No progress bar."),
+        ]
+    ):
+        f = opt(f)
+    return f
+
+
+@click.command("extract")
+@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
+@click.option("--data", "data", required=True, metavar="SOURCE", help="Image source spec.")
+@click.option("--split", default="train", show_default=True, help="Split of a named source.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Features .npy (memory-mapped float32); labels go to OUT.labels.npy beside it.",
+)
+@model_options
+def extract(
+    checkpoint: Path,
+    data: str,
+    split: str,
+    out: Path,
+    arch: str | None,
+    image_size: int | None,
+    crop_fraction: float,
+    device: str,
+    batch_size: int,
+    quiet: bool,
+) -> None:
+    """Extract frozen features of every image of --data with CHECKPOINT (run dir or file)."""
+    from selflabel.evaluate import extract_features, labels_path_for
+
+    if out.suffix != ".npy":
+        raise click.UsageError(f"--out must be a .npy file, got {out}")
+    source = load_eval_source(data, split)
+    model, described = load_eval_model(checkpoint, source, arch)
+    transform = eval_transform(source, image_size, crop_fraction)
+    res = extract_features(
+        model,
+        source,
+        transform=transform,
+        device=device,
+        out=out,
+        batch_size=batch_size,
+        progress=not quiet,
+    )
+    size = f"{image_size} (crop fraction {crop_fraction})" if image_size else "native size"
+    click.echo(
+        "protocol: features = model output (Method.features: backbone, pooled) of un-augmented "
+        f"images, eval mode, no grad; normalised with the source's mean/std, {size}"
+    )
+    click.echo(f"model: {described}")
+    click.echo(f"data: {source.describe()} (split {split})")
+    click.echo(
+        f"wrote {out} {tuple(res.features.shape)} float32, {labels_path_for(out)}, "
+        f"{labels_path_for(out, 'indices')}"
+    )

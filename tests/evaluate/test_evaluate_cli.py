@@ -1,0 +1,254 @@
+"""``selflabel extract`` and ``selflabel eval knn|linear|cluster`` round trips on tiny files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from selflabel.cli import main
+
+
+def _features(tmp: Path, n_train: int = 120, n_test: int = 60, d: int = 6) -> dict[str, Path]:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, d)) * 4
+    ytr, yte = rng.integers(0, 3, n_train), rng.integers(0, 3, n_test)
+    files = {
+        "train": tmp / "train.npy",
+        "test": tmp / "test.npy",
+        "train_y": tmp / "train_y.npy",
+        "test_y": tmp / "test_y.npy",
+    }
+    np.save(files["train"], (centres[ytr] + rng.normal(size=(n_train, d))).astype(np.float32))
+    np.save(files["test"], (centres[yte] + rng.normal(size=(n_test, d))).astype(np.float16))
+    np.save(files["train_y"], ytr)
+    np.save(files["test_y"], yte)
+    return files
+
+
+def _run(args: list[str]) -> str:
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_eval_knn_from_files_prints_protocol_and_writes_json(tmp_path: Path) -> None:
+    f = _features(tmp_path)
+    out = tmp_path / "knn.json"
+    text = _run(
+        [
+            "eval",
+            "knn",
+            "--train-features",
+            str(f["train"]),
+            "--train-labels",
+            str(f["train_y"]),
+            "--test-features",
+            str(f["test"]),
+            "--test-labels",
+            str(f["test_y"]),
+            "--k",
+            "5",
+            "--k",
+            "50",
+            "--temperature",
+            "0.1",
+            "--json",
+            str(out),
+        ]
+    )
+    assert "protocol: weighted kNN" in text
+    assert "cosine" in text
+    assert "exp(sim/T)" in text
+    res = json.loads(out.read_text())
+    assert [(r["k"], r["temperature"]) for r in res["results"]] == [(5, 0.1), (50, 0.1)]
+    assert res["results"][0]["top1"] > 90
+    assert "protocol" in res
+    assert "train.npy" in res["inputs"]
+
+
+def test_eval_knn_defaults_labels_beside_and_leave_one_out(tmp_path: Path) -> None:
+    f = _features(tmp_path, n_train=250)
+    np.save(tmp_path / "train.labels.npy", np.load(f["train_y"]))  # what `extract` writes
+    text = _run(["eval", "knn", "--train-features", str(f["train"])])
+    assert "leave-one-out" in text
+    for k in ("20", "200", "50"):
+        assert f"\n{k:>5} " in text
+
+
+def test_eval_linear_from_npz_and_pt(tmp_path: Path) -> None:
+    f = _features(tmp_path)
+    np.savez(tmp_path / "train.npz", features=np.load(f["train"]), labels=np.load(f["train_y"]))
+    torch.save(
+        {
+            "features": torch.from_numpy(np.load(f["test"]).astype(np.float32)),
+            "labels": torch.from_numpy(np.load(f["test_y"])),
+        },
+        tmp_path / "test.pt",
+    )
+    out = tmp_path / "lin.json"
+    text = _run(
+        [
+            "eval",
+            "linear",
+            "--train-features",
+            str(tmp_path / "train.npz"),
+            "--test-features",
+            str(tmp_path / "test.pt"),
+            "--epochs",
+            "5",
+            "--weight-decay",
+            "0",
+            "--weight-decay",
+            "1e-3",
+            "--json",
+            str(out),
+        ]
+    )
+    assert "protocol: linear probe on frozen features" in text
+    assert "top-1" in text
+    res = json.loads(out.read_text())
+    assert res["top1"] > 90
+    assert [s["weight_decay"] for s in res["sweep"]] == [0.0, 1e-3]
+
+
+def test_eval_cluster_from_files(tmp_path: Path) -> None:
+    f = _features(tmp_path)
+    out = tmp_path / "cl.json"
+    text = _run(
+        [
+            "eval",
+            "cluster",
+            "--train-features",
+            str(f["train"]),
+            "--train-labels",
+            str(f["train_y"]),
+            "--seeds",
+            "2",
+            "--quiet",
+            "--json",
+            str(out),
+        ]
+    )
+    assert "protocol: clustering benchmark" in text
+    assert "ACC" in text
+    res = json.loads(out.read_text())
+    assert res["probe"] == "cluster"
+    assert res["mean"]["acc"] > 0.9
+
+
+def test_usage_errors(tmp_path: Path) -> None:
+    f = _features(tmp_path)
+    runner = CliRunner()
+    r = runner.invoke(main, ["eval", "knn"])
+    assert r.exit_code != 0
+    assert "--train-features" in r.output
+    r = runner.invoke(main, ["eval", "knn", "--train-features", str(f["train"])])
+    assert r.exit_code != 0
+    assert "no labels" in r.output
+    r = runner.invoke(
+        main,
+        [
+            "eval",
+            "knn",
+            "--train-features",
+            str(f["train"]),
+            "--train-labels",
+            str(f["train_y"]),
+            "--k",
+            "1",
+            "--k",
+            "2",
+            "--temperature",
+            "0.1",
+            "--temperature",
+            "0.2",
+            "--temperature",
+            "0.3",
+        ],
+    )
+    assert r.exit_code != 0
+    assert "paired" in r.output
+    r = runner.invoke(
+        main,
+        [
+            "eval",
+            "linear",
+            "--train-features",
+            str(f["train"]),
+            "--train-labels",
+            str(f["train_y"]),
+        ],
+    )
+    assert r.exit_code != 0
+    assert "test features" in r.output
+
+
+@pytest.fixture
+def tiny_images(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    labels = np.arange(24) % 3
+    images = (rng.integers(0, 60, size=(24, 12, 12)) + 60 * labels[:, None, None]).astype(np.uint8)
+    path = tmp_path / "imgs.npz"
+    np.savez(path, images=images, labels=labels)
+    return path
+
+
+def test_extract_plain_backbone_then_eval(tmp_path: Path, tiny_images: Path) -> None:
+    from selflabel.models import build_backbone
+
+    ckpt = tmp_path / "backbone.pt"
+    torch.save(build_backbone("smallcnn", in_channels=1).state_dict(), ckpt)
+    out = tmp_path / "feats" / "train.npy"
+    text = _run(
+        [
+            "extract",
+            str(ckpt),
+            "--arch",
+            "smallcnn",
+            "--data",
+            str(tiny_images),
+            "--out",
+            str(out),
+            "--batch-size",
+            "10",
+            "--quiet",
+        ]
+    )
+    assert "protocol: features" in text
+    feats = np.load(out)
+    assert feats.shape == (24, 256)
+    assert np.load(tmp_path / "feats" / "train.labels.npy").tolist() == (np.arange(24) % 3).tolist()
+    assert np.load(tmp_path / "feats" / "train.indices.npy").tolist() == list(range(24))
+    # the --checkpoint path of eval gives the same numbers as the extracted files
+    via_files = _run(["eval", "knn", "--train-features", str(out), "--k", "3"])
+    via_ckpt = _run(
+        [
+            "eval",
+            "knn",
+            "--checkpoint",
+            str(ckpt),
+            "--arch",
+            "smallcnn",
+            "--train-data",
+            str(tiny_images),
+            "--k",
+            "3",
+            "--quiet",
+        ]
+    )
+    assert via_files.splitlines()[-1] == via_ckpt.splitlines()[-1]
+
+
+def test_extract_needs_arch_for_plain_state_dict(tmp_path: Path, tiny_images: Path) -> None:
+    ckpt = tmp_path / "sd.pt"
+    torch.save({"w": torch.zeros(2)}, ckpt)
+    r = CliRunner().invoke(
+        main, ["extract", str(ckpt), "--data", str(tiny_images), "--out", str(tmp_path / "f.npy")]
+    )
+    assert r.exit_code != 0
+    assert "--arch" in r.output
