@@ -17,6 +17,8 @@ from selflabel._version import __version__
 #: sub-command name -> "module:attribute" of a :class:`click.Command`.
 COMMANDS: dict[str, str] = {
     "cluster-eval": "selflabel.commands.cluster_eval:cluster_eval",
+    "datasets": "selflabel.commands.datasets:datasets",
+    "download": "selflabel.commands.download:download",
     "eval": "selflabel.commands.eval:eval_group",
     "extract": "selflabel.commands.extract:extract",
 }
