@@ -1,0 +1,81 @@
+"""Collapse detection and the non-finite loss stop."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from selflabel.engine.monitor import CollapseMonitor, NonFiniteLossError, check_finite
+from selflabel.methods.base import StepContext
+
+
+def test_uniform_predictions_and_single_cluster_are_diagnosed() -> None:
+    k = 50
+    mon = CollapseMonitor(k)
+    for _ in range(20):
+        mon.update(loss=math.log(k) + 1e-3, assignments=torch.zeros(64, dtype=torch.long))
+    report = mon.report()
+    assert report.collapsed
+    assert "ln K" in report.diagnosis
+    assert "only 1 of 50 clusters" in report.diagnosis
+    assert "learning rate" in report.diagnosis
+    assert report.stats["clusters_used"] == 1
+    assert report.stats["largest_cluster_fraction"] == 1.0
+
+
+def test_healthy_training_is_not_flagged() -> None:
+    k = 10
+    mon = CollapseMonitor(k)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        codes = torch.softmax(torch.randn(64, k, generator=g) * 5, dim=1)
+        mon.update(loss=0.7, assignments=codes)
+    report = mon.report()
+    assert not report.collapsed
+    assert report.diagnosis == ""
+    assert report.stats["clusters_used"] == k
+    assert report.stats["code_entropy"] < 0.9
+
+
+def test_uniform_codes_flag_epsilon_and_reset_forgets() -> None:
+    mon = CollapseMonitor(8)
+    mon.update(loss=0.5, assignments=torch.full((32, 8), 1 / 8) + 1e-4 * torch.rand(32, 8))
+    report = mon.report()
+    assert report.collapsed
+    assert "epsilon" in report.diagnosis
+    mon.reset()
+    assert mon.report().stats == {}
+
+
+def test_monitor_validates_inputs() -> None:
+    with pytest.raises(ValueError, match="n_clusters"):
+        CollapseMonitor(1)
+    mon = CollapseMonitor(4)
+    with pytest.raises(ValueError, match=r"\(B, 4\)"):
+        mon.update(assignments=torch.rand(3, 5))
+    with pytest.raises(ValueError, match="cluster ids"):
+        mon.update(assignments=torch.tensor([0, 4]))
+
+
+def test_check_finite_passes_values_and_explains_failures() -> None:
+    ctx = StepContext(epoch=2, iteration=25, iters_per_epoch=10, total_iters=100)
+    assert check_finite(torch.tensor(1.5), ctx) == 1.5
+    with pytest.raises(NonFiniteLossError) as info:
+        check_finite(float("nan"), ctx, lr=0.3, last_finite_loss=4.2, amp="fp16", logs={"ent": 1.0})
+    msg = str(info.value)
+    for part in (
+        "epoch 2",
+        "iteration 25",
+        "step 5 of 10",
+        "lr=0.3",
+        "last finite loss=4.2",
+        "fp32",
+        "clipping",
+        "epsilon",
+        "ent=1",
+    ):
+        assert part in msg
+    with pytest.raises(NonFiniteLossError, match="no finite loss yet"):
+        check_finite(torch.tensor(float("inf")), ctx)
