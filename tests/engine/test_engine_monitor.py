@@ -79,3 +79,18 @@ def test_check_finite_passes_values_and_explains_failures() -> None:
         assert part in msg
     with pytest.raises(NonFiniteLossError, match="no finite loss yet"):
         check_finite(torch.tensor(float("inf")), ctx)
+
+
+def test_method_logs_stand_in_for_assignments() -> None:
+    k = 16
+    mon = CollapseMonitor(k)
+    for _ in range(5):
+        mon.update(loss=1.0, logs={"code_entropy": 0.99 * math.log(k), "clusters_used": 1.0})
+    report = mon.report()
+    assert report.collapsed
+    assert "single cluster" in report.diagnosis
+    assert "epsilon" in report.diagnosis
+    assert report.stats["batch_clusters_used"] == 1.0
+    healthy = CollapseMonitor(k)
+    healthy.update(loss=1.0, logs={"code_entropy": 0.3 * math.log(k), "clusters_used": 12.0})
+    assert not healthy.report().collapsed

@@ -138,3 +138,19 @@ def test_resume_with_another_config_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"optim\.lr: 0\.5 \(checkpoint\) != 0\.1 \(now\)"):
         _run(tmp_path, config=changed)
     _run(tmp_path, config={**CONFIG, "max_minutes": 5}, max_minutes=0)  # ignored keys may change
+
+
+def test_evaluation_does_not_change_the_training(reference: Trainer, tmp_path: Path) -> None:
+    def eval_fn(method: Any, epoch: int) -> dict[str, float]:
+        torch.rand(100)
+        random.random()
+        return {"score": float(np.random.rand())}  # noqa: NPY002 - consumes the global RNG
+
+    tr, result = _run(tmp_path, eval_fn=eval_fn, eval_every=1)
+    assert all("eval_score" in row for row in result.history)
+    _assert_same_state(reference, tr)
+
+
+def test_weight_decay_schedule_is_applied_to_decayed_groups_only(tmp_path: Path) -> None:
+    tr, _ = _run(tmp_path, wd_schedule=np.linspace(0.0, 1.1, 12))
+    assert [g["weight_decay"] for g in tr.optimizer.param_groups] == [pytest.approx(1.1), 0.0]

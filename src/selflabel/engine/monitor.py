@@ -121,14 +121,31 @@ class CollapseMonitor:
         self._steps = 0
         self._code_entropy_sum = 0.0
         self._code_rows = 0
+        self._batch_used_sum = 0.0
+        self._batch_used_steps = 0
 
     @torch.no_grad()
-    def update(self, loss: float | None = None, assignments: Tensor | None = None) -> None:
-        """Record one step's loss and cluster assignments (ids ``(B,)`` or scores ``(B, K)``)."""
+    def update(
+        self,
+        loss: float | None = None,
+        assignments: Tensor | None = None,
+        logs: Mapping[str, float] | None = None,
+    ) -> None:
+        """Record one step's loss and cluster assignments (ids ``(B,)`` or scores ``(B, K)``).
+
+        Without assignments, a method's logs may stand in: ``code_entropy`` (mean entropy of the
+        code rows, nats) and ``clusters_used`` (distinct clusters in the batch).
+        """
         if loss is not None and math.isfinite(loss):
             self._loss_sum += float(loss)
             self._steps += 1
         if assignments is None:
+            if logs and math.isfinite(logs.get("code_entropy", math.nan)):
+                self._code_entropy_sum += float(logs["code_entropy"])
+                self._code_rows += 1
+            if logs and math.isfinite(logs.get("clusters_used", math.nan)):
+                self._batch_used_sum += float(logs["clusters_used"])
+                self._batch_used_steps += 1
             return
         a = assignments.detach()
         if a.is_floating_point():
@@ -153,13 +170,20 @@ class CollapseMonitor:
     def report(self) -> CollapseReport:
         """Statistics since the last :meth:`reset` and a diagnosis if collapse is suspected."""
         totals = torch.tensor(
-            [self._loss_sum, float(self._steps), self._code_entropy_sum, float(self._code_rows)],
+            [
+                self._loss_sum,
+                self._steps,
+                self._code_entropy_sum,
+                self._code_rows,
+                self._batch_used_sum,
+                self._batch_used_steps,
+            ],
             dtype=torch.float64,
         )
         counts = self._counts
         if is_distributed():
             totals, counts = reduce_sum(totals), reduce_sum(counts)
-        loss_sum, steps, code_ent_sum, code_rows = totals.tolist()
+        loss_sum, steps, code_ent_sum, code_rows, used_sum, used_steps = totals.tolist()
         ln_k = math.log(self.n_clusters)
         stats: dict[str, float] = {}
         problems: list[str] = []
@@ -191,6 +215,10 @@ class CollapseMonitor:
                     f"cluster sizes are very unequal (normalised entropy {size_entropy:.2f}, "
                     f"largest cluster {stats['largest_cluster_fraction']:.0%} of samples)"
                 )
+        if used_steps > 0:
+            stats["batch_clusters_used"] = used_sum / used_steps
+            if stats["batch_clusters_used"] < 1.5:
+                problems.append("each batch is assigned to a single cluster")
         if code_rows > 0:
             code_entropy = code_ent_sum / code_rows / ln_k
             stats["code_entropy"] = code_entropy

@@ -123,7 +123,8 @@ class Trainer:
             raise ValueError("the loader yields no batches: check the dataset size and batch size")
         self.total_iters = epochs * self.iters_per_epoch
         self._lr = _as_fn(lr_schedule, self.total_iters, "lr_schedule")
-        self._wd = _as_fn(wd_schedule, self.total_iters, "wd_schedule") if wd_schedule else None
+        wd = wd_schedule
+        self._wd = None if wd is None else _as_fn(wd, self.total_iters, "wd_schedule")
         self.amp, self.amp_dtype = amp, resolve_amp(amp, self.device)
         self.scaler = make_grad_scaler(self.amp_dtype, self.device)
         self.grad_clip, self.max_minutes, self.keep_every = grad_clip, max_minutes, checkpoint_every
@@ -241,7 +242,7 @@ class Trainer:
         self.scaler.update()
         self.method.on_after_optimizer_step(ctx)
         if self.monitor is not None:
-            self.monitor.update(loss_v, getattr(out, "assignments", None))
+            self.monitor.update(loss_v, getattr(out, "assignments", None), out.logs)
         self._last_loss, self._last_logs = loss_v, out.logs
         self._step_times.append(time.perf_counter() - t0)
         self._last_batch = images.shape[0] * self.world_size
