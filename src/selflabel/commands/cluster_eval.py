@@ -18,6 +18,8 @@ import click
 
 __all__ = ["cluster_eval"]
 
+_GPU: dict[str, bool | str] = {"auto": "auto", "yes": True, "no": False}
+
 
 def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
     if value is not None and value <= 0:
@@ -93,7 +95,7 @@ def cluster_eval(
             x_tr, y_tr, x_va, y_va, k=k, pca_dim=pca_dim, l2_normalize=not no_l2,
             whiten=whiten, seeds=seeds, overcluster=overcluster, n_init=n_init, n_iter=n_iter,
             max_points_per_centroid=max_points_per_centroid, spherical=spherical,
-            use_gpu={"auto": "auto", "yes": True, "no": False}[gpu], progress=not quiet,
+            use_gpu=_GPU[gpu], progress=not quiet,
         )
     except (ValueError, TypeError) as err:
         raise click.ClickException(str(err)) from err
