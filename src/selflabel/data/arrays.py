@@ -88,7 +88,7 @@ def load_npz(path: str | os.PathLike[str], labels: object = None) -> ArraySource
 def load_npy(path: str | os.PathLike[str], labels: object = None) -> ArraySource:
     """Load images from an ``.npy`` file, with optional ``labels`` (path or sequence)."""
     path = Path(path)
-    images = images_to_tensor(np.load(path, allow_pickle=False, mmap_mode="r"), str(path))
+    images = images_to_tensor(np.load(path, allow_pickle=False), str(path))
     lab = _labels_array(labels, images.shape[0], str(path)) if labels is not None else None
     return ArraySource(images, lab, name=str(path))
 
