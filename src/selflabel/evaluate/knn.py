@@ -126,8 +126,9 @@ def knn_neighbors(
     if batch_size < 1 or chunk_size < 1:
         raise ValueError(f"batch_size and chunk_size must be >= 1, got {batch_size}, {chunk_size}")
     dev = _resolve_device(device)
-    best_sim = torch.full((n_test, k), -float("inf"), dtype=torch.float32)
-    best_idx = torch.zeros((n_test, k), dtype=torch.int64)
+    # the running top-k lives on the device: N_test x k, small next to the train chunks
+    best_sim = torch.full((n_test, k), -float("inf"), dtype=torch.float32, device=dev)
+    best_idx = torch.zeros((n_test, k), dtype=torch.int64, device=dev)
     test_batches = (
         [
             _normalised(rows_as_tensor(test_features, s, min(s + batch_size, n_test)).to(dev))
@@ -149,15 +150,15 @@ def knn_neighbors(
                     query = _normalised(rows_as_tensor(test_features, b0, b1).to(dev))
                 full = query @ chunk.T
                 if exclude_self and b0 < c1 and c0 < b1:
-                    rows = torch.arange(max(b0, c0), min(b1, c1), device=dev)
-                    full[rows - b0, rows - c0] = -float("inf")
+                    diag = torch.arange(max(b0, c0), min(b1, c1), device=dev)
+                    full[diag - b0, diag - c0] = -float("inf")
                 sim, idx = full.topk(kk, dim=1)
-                merged_sim = torch.cat([best_sim[b0:b1], sim.cpu()], dim=1)
-                merged_idx = torch.cat([best_idx[b0:b1], idx.cpu() + c0], dim=1)
+                merged_sim = torch.cat([best_sim[b0:b1], sim], dim=1)
+                merged_idx = torch.cat([best_idx[b0:b1], idx + c0], dim=1)
                 top_sim, pos = merged_sim.topk(k, dim=1)
                 best_sim[b0:b1] = top_sim
                 best_idx[b0:b1] = merged_idx.gather(1, pos)
-    return KNNNeighbors(similarities=best_sim, indices=best_idx)
+    return KNNNeighbors(similarities=best_sim.cpu(), indices=best_idx.cpu())
 
 
 def knn_vote(
