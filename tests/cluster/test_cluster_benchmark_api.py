@@ -59,6 +59,15 @@ def test_no_pca_and_training_set_scoring() -> None:
     assert r.mean()["acc"] == pytest.approx(1.0)
 
 
+def test_torch_cpu_tensors_are_accepted() -> None:
+    import torch
+
+    x, y = _blobs()
+    r = cluster_benchmark(torch.from_numpy(x), torch.from_numpy(y), k=5, pca_dim=4, seeds=1,
+                          n_init=5, progress=False)
+    assert r.mean()["acc"] == pytest.approx(1.0)
+
+
 def test_memmap_path_input(tmp_path: Path) -> None:
     x, y = _blobs()
     np.save(tmp_path / "x.npy", x)
@@ -77,6 +86,7 @@ def test_result_table_dict_json_roundtrip(tmp_path: Path) -> None:
         assert name in table
     d = r.to_dict()
     assert set(d["timings"]) >= {"pca_fit", "pca_project", "kmeans", "match", "scores", "total"}
+    assert set(d["cpu_timings"]) == set(d["timings"])
     path = tmp_path / "r.json"
     r.to_json(path)
     loaded = json.loads(path.read_text())

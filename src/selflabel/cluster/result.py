@@ -37,7 +37,9 @@ class ClusterBenchmarkResult:
             points used by k-means, engine, where it was scored, ...).
         per_seed: one dict per seed: ``seed``, ``acc``, ``nmi``, ``ami``, ``ari`` (fractions) and
             that seed's k-means objective and stage seconds.
-        timings: seconds per stage, summed over seeds, and ``total``.
+        timings: wall-clock seconds per stage, summed over seeds, and ``total``.
+        cpu_timings: the same in process CPU seconds (all threads; less sensitive than wall-clock
+            time to other programs sharing the machine).
 
     ``mean()``/``std()`` summarise each metric over seeds (``std`` is numpy's population standard
     deviation, ``ddof=0``); ``table()`` prints them in percent.
@@ -46,6 +48,7 @@ class ClusterBenchmarkResult:
     protocol: dict[str, Any]
     per_seed: list[dict[str, float]]
     timings: dict[str, float] = field(default_factory=dict)
+    cpu_timings: dict[str, float] = field(default_factory=dict)
 
     def values(self, metric: str) -> np.ndarray:
         """The per-seed values of one metric (``"acc"``, ``"nmi"``, ``"ami"`` or ``"ari"``)."""
@@ -92,6 +95,7 @@ class ClusterBenchmarkResult:
             "mean": self.mean(),
             "std": self.std(),
             "timings": _plain(self.timings),
+            "cpu_timings": _plain(self.cpu_timings),
         }
 
     def to_json(self, path: str | os.PathLike[str] | None = None, indent: int = 2) -> str:
@@ -106,7 +110,7 @@ class ClusterBenchmarkResult:
     def from_dict(cls, data: dict[str, Any]) -> ClusterBenchmarkResult:
         """Rebuild a result from :meth:`to_dict` output (mean/std are recomputed)."""
         return cls(dict(data["protocol"]), [dict(s) for s in data["per_seed"]],
-                   dict(data.get("timings", {})))
+                   dict(data.get("timings", {})), dict(data.get("cpu_timings", {})))
 
 
 def _plain(obj: Any) -> Any:
