@@ -118,6 +118,7 @@ def test_time_limit_stops_mid_epoch_and_each_resume_continues_exactly(
         if result.stopped_early is None:
             break
         assert result.stopped_early == "max_minutes"
+        assert result.checkpoint == tmp_path / ckpt.LAST
         assert runs < 20
     assert runs == 12
     assert stops == [False, False, True] * 4  # partial epochs are saved, and epoch ends
@@ -154,3 +155,33 @@ def test_evaluation_does_not_change_the_training(reference: Trainer, tmp_path: P
 def test_weight_decay_schedule_is_applied_to_decayed_groups_only(tmp_path: Path) -> None:
     tr, _ = _run(tmp_path, wd_schedule=np.linspace(0.0, 1.1, 12))
     assert [g["weight_decay"] for g in tr.optimizer.param_groups] == [pytest.approx(1.1), 0.0]
+
+
+def _fresh(out: Path, seed: int, scramble: int) -> Trainer:
+    method = make_method(0)
+    loader = ToyLoader(n=24, batch_size=8, seed=3)
+    opt = build_optimizer("sgd", method, lr=0.5, weight_decay=1e-4)
+    torch.manual_seed(scramble)
+    np.random.seed(scramble)  # noqa: NPY002 - the global RNG is under test
+    random.seed(scramble)
+    tr = Trainer(
+        method,
+        loader,
+        noisy_augment,
+        opt,
+        [0.5] * 6,
+        epochs=2,
+        out_dir=out,
+        progress=False,
+        tensorboard=False,
+        seed=seed,
+    )
+    tr.fit()
+    return tr
+
+
+def test_seed_makes_a_fresh_run_independent_of_the_global_rng(tmp_path: Path) -> None:
+    a, b = _fresh(tmp_path / "a", 5, scramble=1), _fresh(tmp_path / "b", 5, scramble=2)
+    _assert_same_state(a, b)
+    c = _fresh(tmp_path / "c", 6, scramble=1)
+    assert not torch.equal(a.method.head.weight, c.method.head.weight)

@@ -106,6 +106,13 @@ def capture_rng() -> dict[str, Any]:
     }
 
 
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), numpy's global RNG and Python ``random`` with ``seed``."""
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - the global RNG is what augmentations use
+    random.seed(seed)
+
+
 def restore_rng(state: Mapping[str, Any]) -> None:
     """Restore what :func:`capture_rng` captured (CUDA states only when CUDA is available)."""
     torch.set_rng_state(state["torch"])

@@ -104,6 +104,7 @@ class Trainer:
         resume: bool = True,
         resume_ignore: tuple[str, ...] = ("max_minutes", "epochs"),
         dataset_size: int | None = None,
+        seed: int | None = None,
     ) -> None:
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -132,12 +133,17 @@ class Trainer:
         self.config: dict[str, Any] = ckpt.to_plain(config or {})
         self.rank, self.world_size = get_rank(), get_world_size()
         self.resume, self.resume_ignore, self.show_progress = resume, resume_ignore, progress
+        self.seed = seed
         self.method.to(self.device)
-        self._step_module = wrap_ddp(_StepModule(method), self.device, sync_bn,
-                                     find_unused_parameters=find_unused_parameters)
+        self._step_module = wrap_ddp(
+            _StepModule(method), self.device, sync_bn, find_unused_parameters=find_unused_parameters
+        )
         self.monitor: CollapseMonitor | None = (
-            monitor if isinstance(monitor, CollapseMonitor)
-            else CollapseMonitor(method.n_clusters) if monitor and method.n_clusters >= 2 else None
+            monitor
+            if isinstance(monitor, CollapseMonitor)
+            else CollapseMonitor(method.n_clusters)
+            if monitor and method.n_clusters >= 2
+            else None
         )
         self.log = RunLogger(self.out_dir, enabled=self.rank == 0, tensorboard=tensorboard)
         if dataset_size is None:  # StepContext.dataset_size: from loader.dataset or .source
@@ -158,13 +164,19 @@ class Trainer:
         st = self.state
         if self.resume and (last_ckpt := ckpt.find_resume(self.out_dir)) is not None:
             st = self.state = load_training_state(
-                last_ckpt, self.method, self.optimizer, self.scaler,
-                config=self.config, ignore=self.resume_ignore,
+                last_ckpt,
+                self.method,
+                self.optimizer,
+                self.scaler,
+                config=self.config,
+                ignore=self.resume_ignore,
             )
             self.log.truncate(st.iteration)
             first_rng = st.loader_rng if st.step > 0 and st.loader_rng else st.rng
             if first_rng is not None:  # mid-epoch: the loader's draws, then st.rng at the step
                 ckpt.restore_rng(first_rng)
+        elif self.seed is not None:  # a fresh run: seed torch, CUDA, numpy, random (+ rank)
+            ckpt.seed_everything(self.seed + self.rank)
         while st.epoch < self.epochs and stopped is None:
             epoch, skip, losses, t_epoch = st.epoch, st.step, [], time.monotonic()
             self._set_epoch(epoch)
@@ -174,8 +186,12 @@ class Trainer:
                 st.loader_rng = ckpt.capture_rng()
                 if self.monitor is not None:
                     self.monitor.reset()
-            bar = ProgressBar(self.iters_per_epoch, desc=f"epoch {epoch + 1}/{self.epochs}",
-                              enabled=self.show_progress and self.rank == 0, initial=skip)
+            bar = ProgressBar(
+                self.iters_per_epoch,
+                desc=f"epoch {epoch + 1}/{self.epochs}",
+                enabled=self.show_progress and self.rank == 0,
+                initial=skip,
+            )
             for i, data in enumerate(self.loader):
                 if i < skip:  # replay the loader up to the saved step, then the saved RNG
                     continue
@@ -190,7 +206,7 @@ class Trainer:
                     break
             bar.close()
             if stopped is not None:  # keep the partial epoch: a resume continues at this step
-                self._save()
+                last_ckpt = self._save()
                 break
             self.method.on_epoch_end(self._ctx())
             st.epoch, st.step = epoch + 1, 0
@@ -205,16 +221,26 @@ class Trainer:
             if st.epoch < self.epochs and self._any_rank(self._time_up(t_start)):
                 stopped = "max_minutes"
         self.log.close()
-        return TrainResult(st.epoch, st.iteration, stopped, list(st.history), last_ckpt,
-                           time.monotonic() - t_start, collapse)
+        return TrainResult(
+            st.epoch,
+            st.iteration,
+            stopped,
+            list(st.history),
+            last_ckpt,
+            time.monotonic() - t_start,
+            collapse,
+        )
 
     def _train_step(self, data: Any, ctx: StepContext, t_start: float) -> tuple[float, bool]:
         indices, images, labels = data
         t0 = time.perf_counter()
         dev = self.device
         images = images.to(dev, non_blocking=True)
-        batch = Batch(indices=indices.to(dev, non_blocking=True), views=list(self.augment(images)),
-                      labels=None if labels is None else labels.to(dev, non_blocking=True))
+        batch = Batch(
+            indices=indices.to(dev, non_blocking=True),
+            views=list(self.augment(images)),
+            labels=None if labels is None else labels.to(dev, non_blocking=True),
+        )
         lr = self.state.lr = self._lr(ctx.iteration)
         set_lr(self.optimizer, lr)
         if self._wd is not None:
@@ -250,10 +276,15 @@ class Trainer:
 
     # ---------------------------------------------------------------------- helpers
     def _ctx(self) -> StepContext:
-        return StepContext(epoch=self.state.epoch, iteration=self.state.iteration,
-                           iters_per_epoch=self.iters_per_epoch, total_iters=self.total_iters,
-                           world_size=self.world_size, rank=self.rank,
-                           dataset_size=self.dataset_size)
+        return StepContext(
+            epoch=self.state.epoch,
+            iteration=self.state.iteration,
+            iters_per_epoch=self.iters_per_epoch,
+            total_iters=self.total_iters,
+            world_size=self.world_size,
+            rank=self.rank,
+            dataset_size=self.dataset_size,
+        )
 
     def _set_epoch(self, epoch: int) -> None:
         """``loader.set_epoch`` or else ``loader.sampler.set_epoch``, when present."""
@@ -274,23 +305,39 @@ class Trainer:
         return bool(t.item() > 0)
 
     def _save(self) -> Path:
-        return save_training_state(self.out_dir, self.method, self.optimizer, self.scaler,
-                                   self.state, config=self.config, keep_every=self.keep_every)
+        return save_training_state(
+            self.out_dir,
+            self.method,
+            self.optimizer,
+            self.scaler,
+            self.state,
+            config=self.config,
+            keep_every=self.keep_every,
+        )
 
     def _after_step(self, bar: ProgressBar, loss: float) -> None:
         st, window = self.state, self._step_times[-self.log_every :]
         ips = self._last_batch * len(window) / max(sum(window), 1e-9)
         eta = sum(self._step_times) / len(self._step_times) * (self.total_iters - st.iteration)
-        bar.update(1, loss=f"{loss:.4f}", lr=f"{st.lr:.3g}", img_s=f"{ips:.0f}",
-                   eta=format_duration(eta))
+        bar.update(
+            1, loss=f"{loss:.4f}", lr=f"{st.lr:.3g}", img_s=f"{ips:.0f}", eta=format_duration(eta)
+        )
         if st.iteration % self.log_every == 0 or st.step == self.iters_per_epoch:
-            self.log.log({"loss": loss, "lr": st.lr, "images_per_s": ips, **self._last_logs},
-                         kind="train", epoch=st.epoch, iteration=st.iteration)
+            self.log.log(
+                {"loss": loss, "lr": st.lr, "images_per_s": ips, **self._last_logs},
+                kind="train",
+                epoch=st.epoch,
+                iteration=st.iteration,
+            )
 
     def _epoch_row(self, epoch: int, losses: list[float], seconds: float) -> dict[str, Any]:
         mean = float(np.mean(losses)) if losses else math.nan
-        row: dict[str, Any] = {"epoch": epoch, "loss": mean, "lr": self.state.lr,
-                               "epoch_time_s": seconds}
+        row: dict[str, Any] = {
+            "epoch": epoch,
+            "loss": mean,
+            "lr": self.state.lr,
+            "epoch_time_s": seconds,
+        }
         if self.monitor is not None:
             report = self.monitor.report()
             row.update({f"collapse_{k}": v for k, v in report.stats.items()})
@@ -309,8 +356,9 @@ class Trainer:
             found = self.eval_fn(self.method, self.state.epoch)
             self.method.train()
             metrics = {f"eval_{k}": float(v) for k, v in found.items()}
-            self.log.log(dict(found), kind="eval", epoch=self.state.epoch - 1,
-                         iteration=self.state.iteration)
+            self.log.log(
+                dict(found), kind="eval", epoch=self.state.epoch - 1, iteration=self.state.iteration
+            )
         barrier()
         return metrics
 
@@ -321,6 +369,8 @@ def _as_fn(schedule: Schedule, total_iters: int, label: str) -> Callable[[int], 
         return lambda it: float(fn(it))
     values = np.asarray(schedule, dtype=np.float64)
     if values.ndim != 1 or len(values) < total_iters:
-        raise ValueError(f"{label} has {values.size} values but training runs {total_iters} "
-                         "iterations: build it with total_iters=epochs * len(loader)")
+        raise ValueError(
+            f"{label} has {values.size} values but training runs {total_iters} "
+            "iterations: build it with total_iters=epochs * len(loader)"
+        )
     return lambda it: float(values[it])
