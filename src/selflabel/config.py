@@ -80,7 +80,7 @@ class TrainConfig(_Section):
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     sync_bn: bool = True
     threads: int | None = None  #: torch CPU threads (None: torch's default)
-    checkpoint_every: int = Field(1, ge=1)
+    keep_checkpoint_every: int | None = Field(None, ge=1)  #: also keep checkpoint_epochN.pt
     eval_every: int = Field(0, ge=0)  #: epochs between in-training evaluations (0: end only)
     log_every: int = Field(20, ge=1)
 

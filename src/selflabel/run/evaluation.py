@@ -1,0 +1,186 @@
+"""What every run reports: the clustering benchmark of its features, its own cluster head, kNN,
+and the same clustering benchmark on raw pixels (``baseline_kmeans_raw``): what a run adds.
+
+Protocol (also written into ``metrics.json``):
+
+* features: backbone output of un-augmented, normalised images, model in eval mode;
+* clustering benchmark: L2-normalise, optional PCA, k-means with ``k = eval.n_clusters`` (default:
+  number of classes) over ``eval.seeds`` seeds, clusters mapped to classes by Hungarian matching,
+  scored on the training images themselves (the clustering setting) — the mean over seeds is
+  reported as ``acc``/``nmi``/``ami``/``ari``;
+* head: the arg-max prototype of each image, scored the same way (greedy mapping when the head
+  has more prototypes than classes);
+* kNN: weighted kNN (cosine, k, T) from the train source to the test source when there is one,
+  otherwise leave-one-out on the train source;
+* ``baseline_kmeans_raw``: the clustering benchmark on raw pixels scaled to [0, 1].
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from selflabel.cluster import KMeans, cluster_benchmark, clustering_scores
+from selflabel.config import RunConfig
+from selflabel.data import EvalTransform, ImageSource
+from selflabel.evaluate import knn_accuracy
+from selflabel.methods import Method
+
+
+@dataclass
+class Predictions:
+    """Features and head outputs of every image of a source, in index order."""
+
+    features: np.ndarray  # (N, D) float32
+    labels: np.ndarray  # (N,) int64, -1 when unknown
+    prototype: np.ndarray  # (N,) int64 arg-max of the main head
+    confidence: np.ndarray  # (N,) float32 softmax probability of that prototype
+
+
+@dataclass
+class RunMetrics:
+    values: dict[str, Any] = field(default_factory=dict)
+    clusters: np.ndarray | None = None  # k-means labels of the first seed on the train source
+    cluster_confidence: np.ndarray | None = None
+
+
+@torch.no_grad()
+def predict(
+    method: Method, source: ImageSource, device: torch.device, batch_size: int = 512
+) -> Predictions:
+    """Run the method's backbone and head over every image of ``source`` (eval mode, no aug)."""
+    transform = EvalTransform(mean=source.mean, std=source.std)
+    was_training = method.training
+    method.eval()
+    feats, labels, protos, confs = [], [], [], []
+    try:
+        for start in range(0, len(source), batch_size):
+            idx = torch.arange(start, min(start + batch_size, len(source)))
+            _, images, y = source.get_batch(idx)
+            x = transform(images.to(device))
+            feats.append(method.features(x).float().cpu())
+            probs = torch.softmax(method.cluster_scores(x).float(), dim=1)
+            conf, proto = probs.max(dim=1)
+            protos.append(proto.cpu())
+            confs.append(conf.cpu())
+            labels.append(y)
+    finally:
+        method.train(was_training)
+    return Predictions(
+        features=torch.cat(feats).numpy(),
+        labels=torch.cat(labels).numpy().astype(np.int64),
+        prototype=torch.cat(protos).numpy().astype(np.int64),
+        confidence=torch.cat(confs).numpy().astype(np.float32),
+    )
+
+
+def raw_pixels(source: ImageSource, batch_size: int = 4096) -> np.ndarray:
+    """All images of ``source`` flattened to float32 in [0, 1] (the raw-pixel baseline)."""
+    chunks = []
+    for start in range(0, len(source), batch_size):
+        _, images, _ = source.get_batch(torch.arange(start, min(start + batch_size, len(source))))
+        chunks.append(images.reshape(len(images), -1).float().div_(255.0).numpy())
+    return np.concatenate(chunks)
+
+
+def n_eval_clusters(cfg: RunConfig, source: ImageSource) -> int:
+    if cfg.eval.n_clusters:
+        return cfg.eval.n_clusters
+    if source.num_classes:
+        return int(source.num_classes)
+    return int(cfg.model.n_prototypes[0])
+
+
+def _benchmark(features: np.ndarray, labels: np.ndarray, cfg: RunConfig, k: int) -> dict[str, Any]:
+    result = cluster_benchmark(
+        features,
+        labels,
+        k=k,
+        pca_dim=cfg.eval.pca_dim,
+        seeds=cfg.eval.seeds,
+        overcluster=cfg.eval.overcluster,
+        progress=False,
+    )
+    return dict(result.to_dict())
+
+
+def evaluate_run(
+    method: Method,
+    data_train: ImageSource,
+    data_test: ImageSource | None,
+    cfg: RunConfig,
+    device: torch.device,
+    *,
+    baseline: dict[str, Any] | None = None,
+) -> RunMetrics:
+    """All figures of a run (module docstring); ``baseline`` reuses an earlier raw result."""
+    t0 = time.perf_counter()
+    pred = predict(method, data_train, device, cfg.eval.batch_size)
+    k = n_eval_clusters(cfg, data_train)
+    out = RunMetrics()
+    values: dict[str, Any] = {"n_images": len(data_train), "k": k}
+    labelled = data_train.labelled and bool((pred.labels >= 0).all())
+    if labelled:
+        bench = _benchmark(pred.features, pred.labels, cfg, k)
+        values.update({m: bench["mean"][m] for m in ("acc", "nmi", "ami", "ari")})
+        values["std"] = {m: bench["std"][m] for m in ("acc", "nmi", "ami", "ari")}
+        values["clustering_benchmark"] = bench
+        head = clustering_scores(pred.labels, pred.prototype)
+        values.update({f"head_{m}": float(v) for m, v in head.items()})
+        values.update(_knn(pred, data_test, method, cfg, device))
+        if baseline is None:
+            raw = _benchmark(raw_pixels(data_train), pred.labels, cfg, k)
+            baseline = {"acc": raw["mean"]["acc"], "nmi": raw["mean"]["nmi"], "detail": raw}
+        values["baseline_kmeans_raw"] = baseline["acc"]
+        values["baseline_kmeans_raw_nmi"] = baseline["nmi"]
+        values["baseline_detail"] = baseline
+    out.clusters, out.cluster_confidence = _kmeans_labels(pred.features, k, cfg.seed)
+    values["prototypes_used"] = int(np.unique(pred.prototype).size)
+    values["eval_seconds"] = round(time.perf_counter() - t0, 2)
+    out.values = values
+    out.values["_predictions"] = pred
+    return out
+
+
+def _knn(
+    pred: Predictions,
+    data_test: ImageSource | None,
+    method: Method,
+    cfg: RunConfig,
+    device: torch.device,
+) -> dict[str, Any]:
+    k, t = cfg.eval.knn_k, cfg.eval.knn_temperature
+    if data_test is not None and data_test.labelled:
+        test = predict(method, data_test, device, cfg.eval.batch_size)
+        res = knn_accuracy(
+            pred.features, pred.labels, test.features, test.labels, k=k, temperature=t
+        )
+        protocol = f"weighted kNN k={k} T={t}, cosine, train -> test ({len(test.labels)} images)"
+    else:
+        res = knn_accuracy(
+            pred.features,
+            pred.labels,
+            pred.features,
+            pred.labels,
+            k=k,
+            temperature=t,
+            exclude_self=True,
+        )
+        protocol = f"weighted kNN k={k} T={t}, cosine, leave-one-out on the training images"
+    return {"knn": float(res["top1"]) / 100.0, "knn_protocol": protocol}
+
+
+def _kmeans_labels(features: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Final cluster labels of every image (k-means on L2-normalised features) and a confidence."""
+    x = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    km = KMeans(k, seed=seed).fit(x.astype(np.float32))
+    sims = x @ km.centroids_.T
+    logits = (sims - sims.max(1, keepdims=True)) / 0.1
+    probs = np.exp(logits)
+    probs /= probs.sum(1, keepdims=True)
+    labels = probs.argmax(1)
+    return labels.astype(np.int64), probs.max(1).astype(np.float32)

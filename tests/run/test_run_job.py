@@ -1,0 +1,77 @@
+"""The main job end to end on a tiny array source: files written, metrics present, resume works."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from selflabel.cli import main
+
+
+@pytest.fixture
+def tiny_npz(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 24)
+    images = rng.integers(0, 60, size=(96, 16, 16), dtype=np.uint8)
+    for c in range(4):  # a bright square per class at a class-specific place
+        images[labels == c, 2 + 3 * c : 6 + 3 * c, 2:12] = 230
+    path = tmp_path / "tiny.npz"
+    np.savez(path, images=images, labels=labels)
+    return path
+
+
+def _train(args: list[str]) -> str:
+    result = CliRunner().invoke(main, ["train", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+FAST = [
+    "data.batch_size=32",
+    "model.hidden_dim=32",
+    "model.embedding_dim=16",
+    "model.n_prototypes=[8]",
+    "augment.n_local=2",
+    "eval.seeds=1",
+    "eval.gallery_per_cluster=3",
+    "train.log_every=1",
+    "optim.warmup_epochs=0",
+]
+
+
+def test_train_writes_a_complete_run_directory(tiny_npz: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    _train(["--data", str(tiny_npz), "--epochs", "1", "--out", str(out), *FAST])
+    for name in ("config.yaml", "checkpoint_last.pt", "metrics.json", "labels.csv", "metrics.csv"):
+        assert (out / name).is_file(), name
+    for name in ("training.png", "cluster_sizes.png", "gallery.png"):
+        assert (out / "plots" / name).read_bytes()[:4] == b"\x89PNG"
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("acc", "nmi", "ami", "ari", "knn", "baseline_kmeans_raw", "head_acc"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert metrics["epochs_done"] == 1
+    with open(out / "labels.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 96
+    assert [int(r["index"]) for r in rows] == list(range(96))
+    assert {int(r["cluster"]) for r in rows} <= set(range(4))
+    assert all(0.0 <= float(r["confidence"]) <= 1.0 for r in rows)
+
+
+def test_rerun_resumes_and_extends(tiny_npz: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    _train(["--data", str(tiny_npz), "--epochs", "1", "--out", str(out), *FAST])
+    _train(["--data", str(tiny_npz), "--epochs", "2", "--out", str(out), *FAST])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs_done"] == 2
+
+
+def test_bad_override_is_a_usage_error() -> None:
+    result = CliRunner().invoke(main, ["train", "model.bakcbone=x"])
+    assert result.exit_code == 2
+    assert "valid keys" in result.output
