@@ -75,3 +75,21 @@ def test_bad_override_is_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["train", "model.bakcbone=x"])
     assert result.exit_code == 2
     assert "valid keys" in result.output
+
+
+def test_interrupted_run_resumes_exactly(tiny_npz: Path, tmp_path: Path) -> None:
+    import torch
+
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    _train(["--data", str(tiny_npz), "--epochs", "2", "--out", str(straight), *FAST])
+    # interrupted after its first step by the time budget (a checkpoint mid-epoch), then resumed
+    _train(["--data", str(tiny_npz), "--epochs", "2", "--max-minutes", "0.00001", "--out",
+            str(resumed), *FAST])
+    partial = json.loads((resumed / "metrics.json").read_text())
+    assert partial["stopped_early"]
+    _train(["--data", str(tiny_npz), "--epochs", "2", "--out", str(resumed), *FAST])
+    a = torch.load(straight / "checkpoint_last.pt", weights_only=True)["model"]
+    b = torch.load(resumed / "checkpoint_last.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from selflabel.config import RunConfig
 from selflabel.data import ImageSource, MultiCrop, load_source
@@ -58,6 +58,22 @@ def image_shape(source: ImageSource) -> tuple[int, int, int]:
     _, image, _ = source[0]
     c, h, w = image.shape
     return int(c), int(h), int(w)
+
+
+class ResumableAugment:
+    """Applies a :class:`MultiCrop` with a generator seeded from torch's global RNG per batch.
+
+    The engine checkpoints and restores the global RNG, so drawing each batch's seed from it makes
+    augmentation part of the exactly-resumable state (the transform's own generator is not saved).
+    """
+
+    def __init__(self, transform: MultiCrop) -> None:
+        self.transform = transform
+
+    def __call__(self, images: Tensor) -> list[Tensor]:
+        generator = torch.Generator()
+        generator.manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
+        return list(self.transform(images, generator=generator))
 
 
 def build_augment(cfg: RunConfig, source: ImageSource) -> MultiCrop:

@@ -28,7 +28,13 @@ from selflabel.data import make_loader
 from selflabel.engine import Trainer, build_optimizer, cosine_schedule, init_distributed
 from selflabel.engine.distributed import is_main_process
 from selflabel.methods import Method
-from selflabel.run.build import build_augment, build_data, build_method, resolve_device
+from selflabel.run.build import (
+    ResumableAugment,
+    build_augment,
+    build_data,
+    build_method,
+    resolve_device,
+)
 from selflabel.run.evaluation import RunMetrics, evaluate_run
 from selflabel.run.outputs import write_outputs
 
@@ -63,7 +69,7 @@ def train_job(cfg: RunConfig, run_dir: Path | None = None) -> JobResult:
 
     data = build_data(cfg)
     log.info("data: %s", data.train.describe())
-    augment = build_augment(cfg, data.train)
+    augment = ResumableAugment(build_augment(cfg, data.train))
     method = build_method(cfg, data.train, world_size=dist_info.world_size).to(device)
     loader = make_loader(
         data.train,
@@ -113,6 +119,7 @@ def train_job(cfg: RunConfig, run_dir: Path | None = None) -> JobResult:
         eval_fn=eval_fn if cfg.train.eval_every else None,
         eval_every=cfg.train.eval_every or None,
         config=cfg.model_dump(mode="json"),
+        seed=cfg.seed,
         sync_bn=cfg.train.sync_bn,
     )
     result = trainer.fit()
