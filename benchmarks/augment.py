@@ -127,6 +127,33 @@ def _time_batched(ds: ImageSource, aug: MultiCrop, batch: int, workers: int) -> 
     return n / (time.perf_counter() - start)
 
 
+def kornia_multicrop(mean: tuple[float, ...], std: tuple[float, ...]) -> list:
+    """The same SwAV multi-crop as kornia.augmentation pipelines (one per view size)."""
+    import kornia.augmentation as K
+
+    def view(size: int, scale: tuple[float, float]) -> torch.nn.Module:
+        return K.AugmentationSequential(
+            K.RandomResizedCrop((size, size), scale=scale),
+            K.RandomHorizontalFlip(),
+            K.ColorJitter(0.8, 0.8, 0.8, 0.2, p=0.8),
+            K.RandomGrayscale(p=0.2),
+            K.RandomGaussianBlur((2 * math.ceil(6 * size / 224) + 1,) * 2,
+                                 (0.1 * size / 224, 2.0 * size / 224), p=0.5),
+            K.Normalize(torch.tensor(mean), torch.tensor(std)),
+        )
+
+    return [view(224, (0.14, 1.0))] * 2 + [view(96, (0.05, 0.14))] * 6
+
+
+def _time_aug_only(fn: object, images: torch.Tensor, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(images)  # type: ignore[operator]
+        best = min(best, time.perf_counter() - start)
+    return images.shape[0] / best
+
+
 def make_jpegs(folder: Path, n: int, seed: int = 0) -> None:
     """Write ``n`` photo-like 400×300 JPEGs (smooth colour fields plus noise)."""
     rng = np.random.default_rng(seed)
@@ -138,12 +165,21 @@ def make_jpegs(folder: Path, n: int, seed: int = 0) -> None:
                                                                      quality=90)
 
 
+def _batch_of_decoded(n: int) -> torch.Tensor:
+    with tempfile.TemporaryDirectory(prefix="selflabel-bench-") as tmp:
+        make_jpegs(Path(tmp), n, seed=1)
+        ds = load_source(tmp, image_size=256)
+        return ds.get_batch(list(range(n)))[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=512, help="JPEGs / array images per run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--kornia", action="store_true",
+                        help="also time augmentation alone: selflabel vs kornia.augmentation")
     args = parser.parse_args()
     torch.set_num_threads(2)
     swav = [(224, (0.14, 1.0), True)] * 2 + [(96, (0.05, 0.14), True)] * 6
@@ -172,6 +208,14 @@ def main() -> None:
             print(f"repeat {r + 1}: " + ", ".join(
                 f"{k} {v[0][-1]:.0f} vs {v[1][-1]:.0f} img/s" for k, v in results.items()),
                 flush=True)
+    if args.kornia:
+        images = _batch_of_decoded(args.batch)
+        ours = MultiCrop(mean=MEAN, std=STD, seed=0)
+        korn = kornia_multicrop(MEAN, STD)
+        fast = _time_aug_only(ours, images, args.repeats)
+        slow = _time_aug_only(lambda x: [v(x.float() / 255) for v in korn], images, args.repeats)
+        print(f"augmentation only, {args.batch}×3×256×256 uint8 → 2×224+6×96: selflabel "
+              f"{fast:.0f} img/s, kornia.augmentation {slow:.0f} img/s ({fast / slow:.2f}×)")
     print(f"\nmachine: {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} torch threads, {args.workers} workers, "
           f"{args.images} JPEGs 400×300 / {len(arrays)} arrays 28×28, {args.repeats} repeats\n")

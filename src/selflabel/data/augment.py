@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from selflabel.data.ops import (
-    affine_colour,
     apply_affine_colour,
+    colour_linear_maps,
     colour_maps,
     crop_resize,
     gaussian_blur,
@@ -217,8 +217,11 @@ class MultiCrop:
         lo, hi = self.blur_sigma
         sigma = torch.rand(B, generator=g, dtype=torch.float64) * (hi - lo) + lo
         needs_mean = bool((factors[:, 1] != 1).any())
+        A, L = colour_linear_maps(factors, order, gray, C, in_scale)
+        # fold the normalisation in: 0..1 clamping becomes per-channel bounds
         m = _stats(self.mean, C, "mean").double()
         s = _stats(self.std, C, "std").double()
+        A, L = A / s[None, :, None], L / s[None, :, None]
         lower, upper = (-m / s).tolist(), ((1 - m) / s).tolist()
         # 2. apply them chunk by chunk (on the CPU a chunk stays in cache between the operations)
         out = torch.empty((B, C, spec.size, spec.size), dtype=x.dtype, device=x.device)
@@ -226,16 +229,14 @@ class MultiCrop:
         for a in range(0, B, step):
             c = slice(a, min(B, a + step))
             v = crop_resize(x[c], boxes[c], flip[c].to(x.device), (spec.size, spec.size))
-            means = v.mean((2, 3)).cpu() if needs_mean else torch.zeros(v.shape[0], C)
-            A, b = affine_colour(factors[c], order[c], gray[c], means, in_scale)
-            # the normalisation is folded into the colour map; 0..1 clamping becomes per-channel
-            A, b = A / s[None, :, None], (b - m) / s
-            v = apply_affine_colour(v, A, b, lower=lower, upper=upper)
+            means = v.mean((2, 3)).cpu().double() if needs_mean else torch.zeros(v.shape[0], C,
+                                                                                 dtype=torch.float64)
+            b = (L[c] @ means[:, :, None]).squeeze(2) - m / s
+            o = apply_affine_colour(v, A[c], b, lower=lower, upper=upper, out=out[c])
             sel = do_blur[c].nonzero().squeeze(1)
             if sel.numel():
                 dev_sel = sel.to(x.device)
-                v.index_copy_(0, dev_sel, gaussian_blur(v.index_select(0, dev_sel), sigma[c][sel]))
-            out[c] = v
+                o.index_copy_(0, dev_sel, gaussian_blur(o.index_select(0, dev_sel), sigma[c][sel]))
         return out
 
 

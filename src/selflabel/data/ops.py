@@ -146,53 +146,58 @@ def colour_maps(
     return f, order, gray
 
 
-def affine_colour(
-    factors: Tensor, order: Tensor, gray: Tensor, channel_means: Tensor, in_scale: float = 1.0
+def colour_linear_maps(
+    factors: Tensor, order: Tensor, gray: Tensor, channels: int, in_scale: float = 1.0
 ) -> tuple[Tensor, Tensor]:
-    """Compose the colour distortion into ``A`` (n, C, C) and ``b`` (n, C): ``y = A x + b``.
+    """Compose the colour distortion into ``A`` and ``L`` (both ``(n, C, C)``, float64).
 
-    ``channel_means`` (n, C) are the means of each input crop (in input units); ``in_scale``
-    multiplies the input first (``1/255`` for 0..255 input), so the output is on the 0..1 scale.
+    The distortion of a crop with per-channel mean ``μ`` (input units) is ``y = A x + L μ``:
+    every operation is linear in the colour vector, and contrast's offset is linear in the mean
+    of the image it is applied to, so the offset is a linear function of the crop's mean.
+    ``in_scale`` multiplies the input first (``1/255`` for 0..255 input, so ``y`` is on 0..1).
     Matches torchvision's ``ColorJitter`` + ``RandomGrayscale`` up to the intermediate clamps.
     """
-    n, C = channel_means.shape
+    n, C = factors.shape[0], channels
     eye = torch.eye(C, dtype=torch.float64).expand(n, C, C)
     w = _luma(C)
-    A = eye * in_scale
-    bias = torch.zeros(n, C, dtype=torch.float64)
-    mu = channel_means.to(torch.float64) * in_scale
     ones_w = torch.ones(C, 1, dtype=torch.float64) @ w[None]  # each row = luma weights
-    hue = torch.zeros(n, C, C, dtype=torch.float64)
     if C == 3:
         t = _RGB_TO_YIQ
-        t_inv = torch.linalg.inv(t)
         ang = factors[:, 3] * 2 * math.pi
         rot = torch.zeros(n, 3, 3, dtype=torch.float64)
         rot[:, 0, 0] = 1
         rot[:, 1, 1], rot[:, 1, 2] = torch.cos(ang), -torch.sin(ang)
         rot[:, 2, 1], rot[:, 2, 2] = torch.sin(ang), torch.cos(ang)
-        hue = t_inv @ rot @ t
+        hue = torch.linalg.inv(t) @ rot @ t
     else:
         hue = eye.clone()
+    fb, fc, fs = factors[:, 0, None, None], factors[:, 1, None, None], factors[:, 2, None, None]
+    mats = torch.stack([eye * fb, eye * fc, eye * fs + (1 - fs) * ones_w, hue], 1)  # (n,4,C,C)
+    rows = torch.arange(n)
+    A = eye * in_scale
+    L = torch.zeros(n, C, C, dtype=torch.float64)
     for k in range(4):
         op = order[:, k]
-        cur_mean = (A @ mu[:, :, None]).squeeze(2) + bias          # mean after the ops so far
-        gray_mean = cur_mean @ w                                    # (n,)
-        fb, fc, fs = factors[:, 0], factors[:, 1], factors[:, 2]
-        mats = torch.stack([
-            eye * fb[:, None, None],
-            eye * fc[:, None, None],
-            eye * fs[:, None, None] + (1 - fs)[:, None, None] * ones_w,
-            hue,
-        ], 1)                                                        # (n, 4, C, C)
-        offs = torch.zeros(n, 4, C, dtype=torch.float64)
-        offs[:, 1] = ((1 - fc) * gray_mean)[:, None]
-        M = mats[torch.arange(n), op]
-        o = offs[torch.arange(n), op]
+        M = mats[rows, op]
+        # contrast adds (1 - fc) · (gray mean of the current image) to every channel
+        cur = A + L                                       # current mean = (A + L) μ
+        offset = (1 - fc) * (ones_w @ cur)                # (n, C, C), applied to μ
+        L = M @ L + torch.where((op == 1)[:, None, None], offset, torch.zeros_like(offset))
         A = M @ A
-        bias = (M @ bias[:, :, None]).squeeze(2) + o
     G = torch.where(gray[:, None, None], ones_w.expand(n, C, C), eye)
-    return G @ A, (G @ bias[:, :, None]).squeeze(2)
+    return G @ A, G @ L
+
+
+def affine_colour(
+    factors: Tensor, order: Tensor, gray: Tensor, channel_means: Tensor, in_scale: float = 1.0
+) -> tuple[Tensor, Tensor]:
+    """The colour distortion as ``y = A x + b`` for crops with the given per-channel means.
+
+    ``channel_means`` (n, C) in input units. See :func:`colour_linear_maps`.
+    """
+    A, L = colour_linear_maps(factors, order, gray, channel_means.shape[1], in_scale)
+    b = (L @ channel_means.to(torch.float64)[:, :, None]).squeeze(2)
+    return A, b
 
 
 def apply_affine_colour(
@@ -201,16 +206,19 @@ def apply_affine_colour(
     b: Tensor,
     lower: Sequence[float] | None = None,
     upper: Sequence[float] | None = None,
+    out: Tensor | None = None,
 ) -> Tensor:
     """``y = A x + b`` per sample and pixel, clamped per channel to ``[lower, upper]``.
 
     ``x`` (n, C, h, w) float; bounds default to 0..1. Passing a normalisation folded into
     ``A``/``b`` with the matching bounds gives normalised output in the same single pass.
+    ``out`` (n, C, h, w, contiguous) receives the result when given.
     """
     n, C, h, w = x.shape
     A = A.to(device=x.device, dtype=x.dtype)
     b = b.to(device=x.device, dtype=x.dtype)
-    y = torch.baddbmm(b[:, :, None], A, x.reshape(n, C, h * w))
+    y = out.view(n, C, h * w) if out is not None else None
+    y = torch.baddbmm(b[:, :, None], A, x.reshape(n, C, h * w), out=y)
     lo = torch.tensor(lower if lower is not None else [0.0] * C, dtype=x.dtype, device=x.device)
     hi = torch.tensor(upper if upper is not None else [1.0] * C, dtype=x.dtype, device=x.device)
     return torch.clamp(y, lo[:, None], hi[:, None], out=y).view(n, C, h, w)
