@@ -17,6 +17,7 @@ from selflabel.engine.checkpoint import (
     load_checkpoint,
     restore_rng,
     save_checkpoint,
+    seed_everything,
 )
 from selflabel.engine.distributed import (
     DistInfo,
@@ -31,12 +32,14 @@ from selflabel.engine.monitor import CollapseMonitor, NonFiniteLossError, check_
 from selflabel.engine.optim import LARS, build_optimizer, param_groups
 from selflabel.engine.runlog import RunLogger, read_metrics
 from selflabel.engine.schedule import cosine_schedule, set_lr, set_weight_decay
+from selflabel.engine.sync_bn import CrossRankBatchNorm, convert_sync_batchnorm
 from selflabel.engine.trainer import Trainer, TrainResult
 
 __all__ = [
     "LARS",
     "CheckpointError",
     "CollapseMonitor",
+    "CrossRankBatchNorm",
     "DistInfo",
     "NonFiniteLossError",
     "RunLogger",
@@ -47,6 +50,7 @@ __all__ = [
     "build_optimizer",
     "capture_rng",
     "check_finite",
+    "convert_sync_batchnorm",
     "cosine_schedule",
     "find_resume",
     "init_distributed",
@@ -57,6 +61,7 @@ __all__ = [
     "reduce_mean",
     "restore_rng",
     "save_checkpoint",
+    "seed_everything",
     "set_lr",
     "set_weight_decay",
     "wrap_ddp",
