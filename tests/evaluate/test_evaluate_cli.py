@@ -252,3 +252,68 @@ def test_extract_needs_arch_for_plain_state_dict(tmp_path: Path, tiny_images: Pa
     )
     assert r.exit_code != 0
     assert "--arch" in r.output
+
+
+class _StandInMethod(torch.nn.Module):
+    """A method-like module: backbone + .features(), as build_method would return."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from selflabel.models import build_backbone
+
+        self.backbone = build_backbone("smallcnn", in_channels=1)
+        self.head = torch.nn.Linear(256, 4)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.backbone(x)
+        return out
+
+
+def _fake_run_dir(tmp_path: Path, tiny_images: Path) -> tuple[Path, _StandInMethod]:
+    import yaml
+
+    from selflabel.engine.checkpoint import save_checkpoint
+
+    run = tmp_path / "run"
+    run.mkdir()
+    config = {
+        "method": "stand-in",
+        "data": {"source": str(tiny_images), "split": "train", "test_source": str(tiny_images)},
+    }
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    method = _StandInMethod()
+    save_checkpoint(
+        run / "checkpoint_last.pt",
+        {"format": "selflabel-checkpoint", "model": method.state_dict(), "epoch": 3},
+    )
+    return run, method
+
+
+def test_run_directory_defaults_to_its_data(
+    tmp_path: Path, tiny_images: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import selflabel.commands.extract as extract_cmd
+
+    run, method = _fake_run_dir(tmp_path, tiny_images)
+    built: list[dict[str, object]] = []
+
+    def build(config: dict[str, object], state: dict[str, torch.Tensor], source: object) -> object:
+        built.append(config)
+        m = _StandInMethod()
+        m.load_state_dict(state)
+        return m
+
+    monkeypatch.setattr(extract_cmd, "_method_from_config", build)
+    out = tmp_path / "f.npy"
+    text = _run(["extract", str(run), "--out", str(out), "--quiet"])
+    assert "checkpoint_last.pt, epoch 3" in text
+    assert built[0]["method"] == "stand-in"
+    with torch.no_grad():
+        x = torch.from_numpy(np.load(tiny_images)["images"][:, None].astype(np.float32) / 255.0)
+        mean, std = float(x.mean()), float(x.std())
+        expected = method.eval().features((x - mean) / std).numpy()
+    np.testing.assert_allclose(np.load(out), expected, rtol=1e-3, atol=1e-3)
+    # eval with only --checkpoint: train and test sources come from the run's config
+    text = _run(["eval", "knn", "--checkpoint", str(run), "--k", "1", "--quiet"])
+    assert "train -> test" in text
+    assert text.splitlines()[-1].split()[-2] == "100.00"  # test = train: 1-NN is itself

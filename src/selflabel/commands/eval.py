@@ -30,6 +30,7 @@ from selflabel.commands.extract import (
     load_eval_model,
     load_eval_source,
     model_options,
+    run_data_config,
 )
 
 __all__ = ["eval_group"]
@@ -60,10 +61,18 @@ def input_options(f: Any) -> Any:
             type=click.Path(exists=True, path_type=Path),
             help="Run directory or checkpoint file to extract features with.",
         ),
-        click.option("--train-data", metavar="SOURCE", help="Train images (with --checkpoint)."),
-        click.option("--test-data", metavar="SOURCE", help="Test images (with --checkpoint)."),
-        click.option("--train-split", default="train", show_default=True),
-        click.option("--test-split", default="test", show_default=True),
+        click.option(
+            "--train-data",
+            metavar="SOURCE",
+            help="Train images (with --checkpoint; default: a run's data.source).",
+        ),
+        click.option(
+            "--test-data",
+            metavar="SOURCE",
+            help="Test images (with --checkpoint; default: a run's data.test_source).",
+        ),
+        click.option("--train-split", default=None, help="Default: train."),
+        click.option("--test-split", default=None, help="Default: test."),
         click.option("--json", "json_path", type=_PathType, help="Also write the result here."),
     ]
     for opt in reversed(opts):
@@ -94,21 +103,27 @@ def _from_files(o: dict[str, Any]) -> _Inputs:
 def _from_checkpoint(o: dict[str, Any]) -> _Inputs:
     from selflabel.evaluate import extract_features
 
-    if o["train_data"] is None:
+    run_data = run_data_config(o["checkpoint"])
+    train_spec = o["train_data"] or run_data.get("source")
+    if train_spec is None:
         raise click.UsageError("--checkpoint needs --train-data SOURCE (and usually --test-data)")
-    train_src = load_eval_source(o["train_data"], o["train_split"])
+    test_spec = o["test_data"] or (None if o["train_data"] else run_data.get("test_source"))
+    size = None if o["train_data"] else run_data.get("image_size")
+    train_split = o["train_split"] or str(run_data.get("split") or "train")
+    test_split = o["test_split"] or str(run_data.get("test_split") or "test")
+    train_src = load_eval_source(str(train_spec), train_split, size)
     model, described = load_eval_model(o["checkpoint"], train_src, o["arch"])
     kw = dict(device=o["device"], batch_size=o["batch_size"], progress=not o["quiet"])
     tf = eval_transform(train_src, o["image_size"], o["crop_fraction"])
     train = extract_features(model, train_src, transform=tf, **kw)
     test_x = test_y = None
-    described += f"; train {train_src.describe()} (split {o['train_split']})"
-    if o["test_data"] is not None:
-        test_src = load_eval_source(o["test_data"], o["test_split"])
+    described += f"; train {train_src.describe()} (split {train_split})"
+    if test_spec is not None:
+        test_src = load_eval_source(str(test_spec), test_split, size)
         tf_test = eval_transform(test_src, o["image_size"], o["crop_fraction"])
         test = extract_features(model, test_src, transform=tf_test, **kw)
         test_x, test_y = test.features, test.labels
-        described += f"; test {test_src.describe()} (split {o['test_split']})"
+        described += f"; test {test_src.describe()} (split {test_split})"
     return _Inputs(train.features, train.labels, test_x, test_y, described)
 
 

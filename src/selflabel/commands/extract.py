@@ -19,17 +19,29 @@ from typing import Any
 import click
 from torch import nn
 
-__all__ = ["eval_transform", "extract", "load_eval_model", "load_eval_source"]
+__all__ = ["eval_transform", "extract", "load_eval_model", "load_eval_source", "run_data_config"]
 
 
-def load_eval_source(spec: str, split: str) -> Any:
+def load_eval_source(spec: str, split: str, image_size: int | None = None) -> Any:
     """The image source ``spec`` (see ``selflabel.data.load_source``) as a click-friendly error."""
     from selflabel.data import load_source
 
     try:
-        return load_source(spec, split=split)
+        return load_source(spec, split=split, image_size=image_size)
     except (ValueError, TypeError, FileNotFoundError) as err:
-        raise click.ClickException(f"cannot load --data {spec!r}: {err}") from err
+        raise click.ClickException(f"cannot load data {spec!r}: {err}") from err
+
+
+def run_data_config(checkpoint: Path) -> dict[str, Any]:
+    """The ``data`` section of a run directory's ``config.yaml`` (empty for anything else): the
+    sources a run trained and evaluated on, used when no data option is given."""
+    import yaml
+
+    cfg_path = checkpoint / "config.yaml"
+    if not (checkpoint.is_dir() and cfg_path.is_file()):
+        return {}
+    data = (yaml.safe_load(cfg_path.read_text()) or {}).get("data") or {}
+    return dict(data) if isinstance(data, dict) else {}
 
 
 def _method_from_config(config: dict[str, Any], state: dict[str, Any], source: Any) -> nn.Module:
@@ -134,8 +146,10 @@ def model_options(f: Any) -> Any:
 
 @click.command("extract")
 @click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
-@click.option("--data", "data", required=True, metavar="SOURCE", help="Image source spec.")
-@click.option("--split", default="train", show_default=True, help="Split of a named source.")
+@click.option(
+    "--data", "data", metavar="SOURCE", help="Image source spec (default: a run's data.source)."
+)
+@click.option("--split", default=None, help="Split of a named source (default: train).")
 @click.option(
     "--out",
     required=True,
@@ -145,8 +159,8 @@ def model_options(f: Any) -> Any:
 @model_options
 def extract(
     checkpoint: Path,
-    data: str,
-    split: str,
+    data: str | None,
+    split: str | None,
     out: Path,
     arch: str | None,
     image_size: int | None,
@@ -160,7 +174,12 @@ def extract(
 
     if out.suffix != ".npy":
         raise click.UsageError(f"--out must be a .npy file, got {out}")
-    source = load_eval_source(data, split)
+    run_data = run_data_config(checkpoint) if data is None else {}
+    if data is None and not run_data.get("source"):
+        raise click.UsageError("pass --data SOURCE (only a run directory knows its own data)")
+    spec = data if data is not None else str(run_data["source"])
+    split = split or str(run_data.get("split") or "train")
+    source = load_eval_source(spec, split, run_data.get("image_size"))
     model, described = load_eval_model(checkpoint, source, arch)
     transform = eval_transform(source, image_size, crop_fraction)
     res = extract_features(
