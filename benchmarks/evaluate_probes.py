@@ -44,10 +44,10 @@ import torch
 
 from selflabel.data.idx import find_idx_file, read_idx
 from selflabel.data.registry import find_fashion_mnist
-from selflabel.evaluate import knn_accuracy, linear_probe
+from selflabel.evaluate import DEFAULT_WEIGHT_DECAYS, knn_accuracy, linear_probe
 from selflabel.evaluate.knn import DEFAULT_KNN_SETTINGS
 
-WDS = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
+WDS = DEFAULT_WEIGHT_DECAYS
 
 
 def fashion_features(dim: int, seed: int) -> tuple[np.ndarray, ...]:

@@ -267,7 +267,7 @@ def linear(
     **o: Any,
 ) -> None:
     """Linear classifier on frozen features (SGD, cosine lr, weight-decay sweep); top-1/top-5."""
-    from selflabel.evaluate import linear_probe
+    from selflabel.evaluate import DEFAULT_WEIGHT_DECAYS, linear_probe
 
     inputs = _inputs(o)
     if inputs.test_x is None or inputs.test_y is None:
@@ -280,7 +280,7 @@ def linear(
             inputs.test_y,
             epochs=epochs,
             lr=lr,
-            weight_decays=wds or (0.0, 1e-5, 1e-4, 1e-3, 1e-2),
+            weight_decays=wds or DEFAULT_WEIGHT_DECAYS,
             val_fraction=val_fraction,
             batch_size=probe_batch_size,
             standardize=not no_standardize,

@@ -26,10 +26,11 @@ from selflabel.evaluate.knn import (
     knn_protocol,
     knn_vote,
 )
-from selflabel.evaluate.linear import linear_probe, linear_protocol
+from selflabel.evaluate.linear import DEFAULT_WEIGHT_DECAYS, linear_probe, linear_protocol
 
 __all__ = [
     "DEFAULT_KNN_SETTINGS",
+    "DEFAULT_WEIGHT_DECAYS",
     "ExtractedFeatures",
     "KNNNeighbors",
     "KNNPrediction",

@@ -43,6 +43,9 @@ from selflabel.evaluate.io import (
     take_rows,
 )
 
+#: The weight decays the linear probe chooses from on a held-out split of train.
+DEFAULT_WEIGHT_DECAYS: tuple[float, ...] = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
+
 #: Features with at most this many float32 values are copied into one tensor; larger ones are read
 #: from the (memory-mapped) array batch by batch.
 IN_MEMORY_LIMIT = 512 * 2**20
@@ -184,7 +187,7 @@ def linear_probe(
     *,
     epochs: int = 30,
     lr: float = 0.1,
-    weight_decays: Sequence[float] = (0.0, 1e-5, 1e-4, 1e-3, 1e-2),
+    weight_decays: Sequence[float] = DEFAULT_WEIGHT_DECAYS,
     val_fraction: float = 0.1,
     batch_size: int = 256,
     standardize: bool = True,
@@ -283,4 +286,4 @@ def linear_probe(
     }
 
 
-__all__ = ["IN_MEMORY_LIMIT", "linear_probe", "linear_protocol"]
+__all__ = ["DEFAULT_WEIGHT_DECAYS", "IN_MEMORY_LIMIT", "linear_probe", "linear_protocol"]
