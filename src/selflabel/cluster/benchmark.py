@@ -25,7 +25,7 @@ Example::
     >>> result.mean()["acc"]
     1.0
     >>> sorted(result.to_dict())
-    ['mean', 'per_seed', 'protocol', 'std', 'timings']
+    ['cpu_timings', 'mean', 'per_seed', 'protocol', 'std', 'timings']
 """
 
 from __future__ import annotations
