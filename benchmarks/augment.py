@@ -3,10 +3,12 @@
 Two workloads, each timed as images/s through the whole input pipeline:
 
 1. a folder of JPEGs (~400×300, generated in a temp dir): decode in 2 DataLoader workers, then
-   SwAV multi-crop 2×224 + 6×96. Batched: workers decode (resize to 256, center crop) and the
-   main process augments whole uint8 batches. Baseline: each worker decodes and augments one
-   image at a time with PIL (random resized crop, flip, ImageEnhance jitter + HSV hue, grayscale,
-   GaussianBlur, to float + normalise), as a torchvision-style PIL pipeline does.
+   SwAV multi-crop 2×224 + 6×96. Batched: each worker decodes a batch (resize to 256, center
+   crop) and augments the whole uint8 batch (``make_loader(..., transform=aug)``, the CPU-training
+   mode); a second row augments in the main process instead (the GPU-style path, run on the CPU).
+   Baseline: each worker decodes and augments one image at a time with PIL (random resized crop,
+   flip, ImageEnhance jitter + HSV hue, grayscale, GaussianBlur, to float + normalise), as a
+   torchvision-style PIL pipeline does.
 2. 28×28 arrays (the bundled Fashion-MNIST demo): 2×24 + 6×12 views. Batched: in-memory batches,
    no workers. Baseline: the same PIL pipeline per image in 2 workers.
 
@@ -116,13 +118,15 @@ def _time_baseline(items: list, sizes: list, batch: int, workers: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def _time_batched(ds: ImageSource, aug: MultiCrop, batch: int, workers: int) -> float:
+def _time_batched(ds: ImageSource, aug: MultiCrop, batch: int, workers: int,
+                  in_workers: bool = False) -> float:
+    """images/s of loader + batched multi-crop; ``in_workers``: augment inside the workers."""
     loader = make_loader(ds, batch, shuffle=True, drop_last=False, num_workers=workers,
-                         persistent_workers=False)
+                         persistent_workers=False, transform=aug if in_workers else None)
     start = time.perf_counter()
     n = 0
     for _, images, _ in loader:
-        views = aug(images)
+        views = images if in_workers else aug(images)
         n += views[0].shape[0]
     return n / (time.perf_counter() - start)
 
@@ -197,10 +201,13 @@ def main() -> None:
         jpeg_aug = MultiCrop(mean=MEAN, std=STD, seed=0)
         small_aug = MultiCrop.for_image_size(28, mean=demo.mean, std=demo.std, seed=0)
         for r in range(args.repeats):
-            fast = _time_batched(jpeg_ds, jpeg_aug, args.batch, args.workers)
+            fast = _time_batched(jpeg_ds, jpeg_aug, args.batch, args.workers, in_workers=True)
+            main_proc = _time_batched(jpeg_ds, jpeg_aug, args.batch, args.workers)
             base = _time_baseline(files, swav, args.batch, args.workers)
             results.setdefault("jpeg", ([], []))[0].append(fast)
             results["jpeg"][1].append(base)
+            results.setdefault("jpeg_main", ([], []))[0].append(main_proc)
+            results["jpeg_main"][1].append(base)
             fast = _time_batched(array_ds, small_aug, 256, 0)
             base = _time_baseline(arrays, small, 256, args.workers)
             results.setdefault("arrays", ([], []))[0].append(fast)
@@ -221,7 +228,11 @@ def main() -> None:
           f"{args.images} JPEGs 400×300 / {len(arrays)} arrays 28×28, {args.repeats} repeats\n")
     print("| workload | batched img/s | per-image PIL img/s | ratio (median of repeats) |")
     print("|---|---|---|---|")
-    names = {"jpeg": "JPEG folder, decode + 2×224+6×96", "arrays": "28×28 arrays, 2×24+6×12"}
+    names = {
+        "jpeg": "JPEG folder, decode + 2×224+6×96, batched augment in the 2 workers",
+        "jpeg_main": "JPEG folder, 2 workers decode, batched augment in the main process",
+        "arrays": "28×28 arrays, 2×24+6×12 (batched: main process, no workers)",
+    }
     for key, (fast, base) in results.items():
         ratios = [f / b for f, b in zip(fast, base, strict=True)]
         print(f"| {names[key]} | {statistics.median(fast):.0f} | {statistics.median(base):.0f} | "

@@ -79,3 +79,24 @@ def test_two_ranks_split_each_epoch() -> None:
     assert len(r0) == len(r1) == 899
     assert set(r0) | set(r1) == set(range(1797))
     assert len(set(r0) & set(r1)) <= 1
+
+
+def test_transform_in_workers_is_independent_of_worker_count() -> None:
+    from selflabel.data import MultiCrop
+
+    ds = load_source("digits").subset(range(64))
+    aug = MultiCrop.for_image_size(8, n_local=2, mean=ds.mean, std=ds.std)
+    runs = []
+    for workers in (0, 2):
+        loader = make_loader(ds, 16, seed=4, num_workers=workers, transform=aug,
+                             persistent_workers=False)
+        loader.set_epoch(2)
+        runs.append(list(loader))
+    assert len(runs[0]) == 4
+    for (i0, v0, y0), (i1, v1, y1) in zip(*runs, strict=True):
+        assert torch.equal(i0, i1)
+        assert torch.equal(y0, y1)
+        assert [tuple(v.shape) for v in v0] == [(16, 1, 7, 7)] * 2 + [(16, 1, 3, 3)] * 2
+        assert all(torch.equal(a, b) for a, b in zip(v0, v1, strict=True))
+    first, second = runs[0][0][1][0], runs[0][1][1][0]
+    assert not torch.equal(first, second)

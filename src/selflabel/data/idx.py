@@ -75,6 +75,13 @@ def load_idx_dir(
             f"{name}: no {prefix}-images-idx3-ubyte[.gz] in {root}; download it with "
             f"`selflabel download {name} {root}`"
         )
+    return load_idx_files(img_path, lab_path, name=f"{name}:{split}", classes=classes)
+
+
+def load_idx_files(
+    img_path: Path, lab_path: Path | None, *, name: str, classes: list[str] | None = None
+) -> ArraySource:
+    """Load one images IDX file and its (optional) labels IDX file."""
     images = read_idx(img_path)
     if images.ndim != 3 or images.dtype != np.uint8:
         raise ValueError(
@@ -90,4 +97,4 @@ def load_idx_dir(
             )
         labels = torch.from_numpy(lab)
     tensor = torch.from_numpy(images.copy()).unsqueeze(1)
-    return ArraySource(tensor, labels, name=f"{name}:{split}", classes=classes)
+    return ArraySource(tensor, labels, name=name, classes=classes)

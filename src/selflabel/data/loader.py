@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from selflabel.data.source import BatchTriple, ImageSource
+from selflabel.data.source import ImageSource
 
 
 class ShardedBatchSampler(Sampler[list[int]]):
@@ -97,14 +97,27 @@ class ShardedBatchSampler(Sampler[list[int]]):
         return math.ceil(self.per_rank / self.batch_size)
 
 
-class _BatchFetch(Dataset[BatchTriple]):
-    """Adapter: item = a whole batch fetched by ``source.get_batch(list_of_indices)``."""
+BatchTransform = Callable[..., Any]
 
-    def __init__(self, source: ImageSource) -> None:
+
+class _BatchFetch(Dataset[Any]):
+    """Adapter: item = a whole batch fetched by ``source.get_batch(list_of_indices)``.
+
+    With a ``transform``, the sampler yields ``(seed, indices)`` and the transform is applied to
+    the uint8 batch with a generator seeded by ``seed`` — so the views depend only on
+    ``(loader seed, epoch, batch number)``, not on which worker made them.
+    """
+
+    def __init__(self, source: ImageSource, transform: BatchTransform | None = None) -> None:
         self.source = source
+        self.transform = transform
 
-    def __getitem__(self, indices: Sequence[int]) -> BatchTriple:
-        return self.source.get_batch(indices)
+    def __getitem__(self, item: Any) -> Any:
+        if self.transform is None:
+            return self.source.get_batch(item)
+        seed, indices = item
+        idx, images, labels = self.source.get_batch(indices)
+        return idx, self.transform(images, generator=torch.Generator().manual_seed(seed)), labels
 
     def __len__(self) -> int:
         return len(self.source)
@@ -114,8 +127,25 @@ def _identity(batch: Any) -> Any:
     return batch
 
 
+class _SeededBatches(Sampler[tuple[int, list[int]]]):
+    """Pairs each batch of a :class:`ShardedBatchSampler` with a seed from (seed, epoch, k)."""
+
+    def __init__(self, batches: ShardedBatchSampler) -> None:
+        self.batches = batches
+
+    def __iter__(self) -> Iterator[tuple[int, list[int]]]:
+        b = self.batches
+        base = (b.seed * 1_000_003 + b.epoch) * 1_000_003 + b.rank * 10_007
+        for k, indices in enumerate(b):
+            yield (base + k) % (2**63), indices
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 class BatchLoader:
-    """Iterable of ``(indices LongTensor (B,), images uint8 (B, C, H, W), labels LongTensor (B,))``.
+    """Iterable of ``(indices LongTensor (B,), images uint8 (B, C, H, W), labels LongTensor (B,))``
+    (``images`` is the list of views when the loader has a ``transform``).
 
     Built by :func:`make_loader`; ``len()`` is the number of batches per epoch on this rank.
     """
@@ -129,7 +159,7 @@ class BatchLoader:
         """Set the epoch (new permutation); call before iterating each epoch."""
         self.sampler.set_epoch(epoch)
 
-    def __iter__(self) -> Iterator[BatchTriple]:
+    def __iter__(self) -> Iterator[Any]:
         return iter(self.loader)
 
     def __len__(self) -> int:
@@ -159,11 +189,18 @@ def make_loader(
     pin_memory: bool | str = "auto",
     prefetch_factor: int = 2,
     persistent_workers: bool = True,
+    transform: BatchTransform | None = None,
 ) -> BatchLoader:
     """Make a :class:`BatchLoader` over ``dataset`` (see the module docstring).
 
     ``num_workers=None`` picks :func:`default_workers`; ``distributed=None`` follows
     ``torch.distributed.is_initialized()``; ``pin_memory="auto"`` pins when CUDA is available.
+
+    ``transform`` (e.g. a :class:`~selflabel.data.augment.MultiCrop`) is applied to each uint8
+    batch **inside the workers** — the CPU-training mode, where it keeps every core busy without
+    oversubscription; batches then are ``(indices, views, labels)``. Its random parameters come
+    from a generator seeded by ``(seed, epoch, rank, batch number)``, so they do not depend on the
+    number of workers. On a GPU leave it ``None`` and augment on the device instead.
     """
     if not isinstance(dataset, ImageSource):
         raise TypeError(f"make_loader needs an ImageSource (from load_source), got {type(dataset)}")
@@ -180,8 +217,8 @@ def make_loader(
     if workers > 0:
         extra = {"prefetch_factor": prefetch_factor, "persistent_workers": persistent_workers}
     loader = DataLoader(
-        _BatchFetch(dataset),
-        sampler=sampler,
+        _BatchFetch(dataset, transform),
+        sampler=sampler if transform is None else _SeededBatches(sampler),
         batch_size=None,
         collate_fn=_identity,
         num_workers=workers,

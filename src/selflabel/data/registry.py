@@ -37,7 +37,13 @@ from selflabel.data.arrays import load_digits_source, load_npy, load_npz
 from selflabel.data.cifar import load_cifar10, load_cifar100
 from selflabel.data.files import FileSource
 from selflabel.data.folder import LIST_EXTENSIONS, load_folder, load_list
-from selflabel.data.idx import FASHION_CLASSES, MNIST_CLASSES, find_idx_file, load_idx_dir
+from selflabel.data.idx import (
+    FASHION_CLASSES,
+    MNIST_CLASSES,
+    find_idx_file,
+    load_idx_dir,
+    load_idx_files,
+)
 from selflabel.data.source import ArraySource, ImageSource, resize_uint8
 from selflabel.data.stl10 import load_stl10
 from selflabel.data.svhn import load_svhn
@@ -99,10 +105,11 @@ def find_fashion_mnist() -> Path | None:
 def _demo(split: str) -> ArraySource:
     del split  # the demo is always the 10k test split
     demo = resources.files("selflabel.data") / "demo"
-    with resources.as_file(demo) as folder:
-        ds = load_idx_dir(Path(folder), "test", name="fashion-mnist", classes=FASHION_CLASSES)
-    ds.name = "demo"
-    return ds
+    with (
+        resources.as_file(demo / "t10k-images-idx3-ubyte.gz") as images,
+        resources.as_file(demo / "t10k-labels-idx1-ubyte.gz") as labels,
+    ):
+        return load_idx_files(Path(images), Path(labels), name="demo", classes=FASHION_CLASSES)
 
 
 def _need_dir(name: str, arg: str | None) -> str:
