@@ -64,7 +64,8 @@ def _shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet34", "resnet50"])
 def test_models_resnet_keys_and_shapes_equal_torchvision(name: str) -> None:
-    model = build_backbone(name)
+    with torch.device("meta"):  # shapes only
+        model = build_backbone(name)
     assert _shapes(model) == expected_torchvision_shapes(name)
     assert not any(k.startswith("fc.") for k in model.state_dict())
 
@@ -76,7 +77,8 @@ def test_models_resnet_with_fc_has_torchvision_fc() -> None:
 
 
 def test_models_resnet_hard_coded_shapes() -> None:
-    sd50 = resnet50().state_dict()
+    with torch.device("meta"):
+        sd50 = resnet50().state_dict()
     assert tuple(sd50["layer4.2.conv3.weight"].shape) == (2048, 512, 1, 1)
     assert tuple(sd50["layer1.0.downsample.0.weight"].shape) == (256, 64, 1, 1)
     assert tuple(sd50["layer1.0.downsample.1.running_mean"].shape) == (256,)

@@ -121,7 +121,8 @@ class Prototypes(nn.Module):
                 f"got {n_prototypes!r}"
             )
         self.dim = dim
-        self.n_prototypes: tuple[int, ...] = tuple(int(k) for k in counts)  # type: ignore[call-overload]
+        # (every entry is an Integral now; the filter only narrows the type)
+        self.n_prototypes = tuple(int(k) for k in counts if isinstance(k, numbers.Integral))
         self.multi_head = not isinstance(n_prototypes, numbers.Integral)
         if self.multi_head:
             for i, k in enumerate(self.n_prototypes):
