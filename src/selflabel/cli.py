@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "download": "selflabel.commands.download:download",
     "eval": "selflabel.commands.eval:eval_group",
     "extract": "selflabel.commands.extract:extract",
+    "label": "selflabel.commands.label:label",
     "train": "selflabel.commands.train:train",
 }
 

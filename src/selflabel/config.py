@@ -62,6 +62,29 @@ class SwAVConfig(_Section):
     queue_start_epoch: int = Field(0, ge=0)
 
 
+class SeLaConfig(_Section):
+    """SeLa: T linear heads of K classes, label steps at t_i = (i/(M-1))^2 of training."""
+
+    n_heads: int = Field(1, ge=1)  #: T, heads of ``model.n_prototypes[0]`` classes each
+    label_steps: int = Field(5, ge=2)  #: M, label steps over the whole training (first at t=0)
+    lam: float = Field(25.0, gt=0)  #: the solver's inverse regularisation lambda
+    tol: float = Field(1e-2, gt=0)  #: marginal-error tolerance of the solver
+    max_iter: int = Field(500, ge=1)
+    label_augmentations: int = Field(0, ge=0)  #: A: 0 = one un-augmented pass, else mean of A
+
+
+class OfflineConfig(_Section):
+    """SeLa-v2 / DeepCluster-v2: assignments once per epoch from the previous epoch's embeddings."""
+
+    temperature: float = Field(0.1, gt=0)
+    epsilon: float = Field(0.05, gt=0)  #: SeLa-v2 solver regularisation on prototype scores
+    tol: float = Field(1e-2, gt=0)
+    max_iter: int = Field(500, ge=1)
+    kmeans_iters: int = Field(10, ge=1)  #: DeepCluster-v2 spherical k-means iterations
+    bank_crops: int = Field(2, ge=1)  #: global crops kept in the memory bank (heads rotate)
+    freeze_prototypes_iters: int = Field(0, ge=0)  #: SeLa-v2 only
+
+
 class OptimConfig(_Section):
     name: Literal["sgd", "lars", "adamw"] = "sgd"
     lr: float = Field(0.3, gt=0)  #: base learning rate for `batch_size` 256 (scaled linearly)
@@ -104,6 +127,9 @@ class RunConfig(_Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     swav: SwAVConfig = Field(default_factory=SwAVConfig)
+    sela: SeLaConfig = Field(default_factory=SeLaConfig)
+    offline: OfflineConfig = Field(default_factory=OfflineConfig)
+    labels: str | None = None  #: supervised: a labels .npy/.csv (e.g. from `selflabel label`)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)

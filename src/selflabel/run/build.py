@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from selflabel.config import RunConfig
-from selflabel.data import ImageSource, MultiCrop, load_source
+from selflabel.data import EvalTransform, ImageSource, MultiCrop, load_source, sela_transform
 from selflabel.methods import Method
 from selflabel.methods.network import EmbeddingNetwork
+from selflabel.methods.offline import DeepClusterV2, SeLaV2
+from selflabel.methods.sela import LabelData, SeLa
+from selflabel.methods.supervised import Supervised, read_labels
 from selflabel.methods.swav import SwAV
 from selflabel.models import build_backbone
 
@@ -106,18 +110,24 @@ def build_backbone_from(cfg: RunConfig, in_channels: int) -> nn.Module:
     return build_backbone(m.backbone, **kwargs)
 
 
+def build_network(cfg: RunConfig, backbone: nn.Module) -> EmbeddingNetwork:
+    """SwAV-style backbone + projection + prototypes from ``cfg.model``."""
+    m = cfg.model
+    return EmbeddingNetwork(
+        backbone,
+        n_prototypes=m.n_prototypes,
+        hidden_dim=m.hidden_dim,
+        embedding_dim=m.embedding_dim,
+        batch_norm=m.projection_bn,
+    )
+
+
 def build_method(cfg: RunConfig, source: ImageSource, world_size: int = 1) -> Method:
     """The method named by ``cfg.method`` with its network, ready for training."""
     c, _, _ = image_shape(source)
     backbone = build_backbone_from(cfg, c)
     if cfg.method == "swav":
-        network = EmbeddingNetwork(
-            backbone,
-            n_prototypes=cfg.model.n_prototypes,
-            hidden_dim=cfg.model.hidden_dim,
-            embedding_dim=cfg.model.embedding_dim,
-            batch_norm=cfg.model.projection_bn,
-        )
+        network = build_network(cfg, backbone)
         s = cfg.swav
         return SwAV(
             network,
@@ -130,4 +140,89 @@ def build_method(cfg: RunConfig, source: ImageSource, world_size: int = 1) -> Me
             queue_start_epoch=s.queue_start_epoch,
             world_size=world_size,
         )
-    raise ValueError(f"method {cfg.method!r} is not available in this version; use --method swav")
+    if cfg.method == "sela":
+        sc = cfg.sela
+        return SeLa(
+            backbone,
+            n_clusters=cfg.model.n_prototypes[0],
+            dataset_size=len(source),
+            label_data=build_label_data(cfg, source),
+            n_heads=sc.n_heads,
+            label_steps=sc.label_steps,
+            lam=sc.lam,
+            tol=sc.tol,
+            max_iter=sc.max_iter,
+            label_augmentations=sc.label_augmentations,
+            seed=cfg.seed,
+        )
+    if cfg.method in ("selav2", "deepclusterv2"):
+        network = build_network(cfg, backbone)
+        oc = cfg.offline
+        common = {
+            "dataset_size": len(source),
+            "temperature": oc.temperature,
+            "bank_crops": min(oc.bank_crops, cfg.augment.n_global),
+            "seed": cfg.seed,
+        }
+        if cfg.method == "selav2":
+            return SeLaV2(
+                network,
+                epsilon=oc.epsilon,
+                tol=oc.tol,
+                max_iter=oc.max_iter,
+                freeze_prototypes_iters=oc.freeze_prototypes_iters,
+                **common,  # type: ignore[arg-type]
+            )
+        return DeepClusterV2(network, kmeans_iters=oc.kmeans_iters, **common)  # type: ignore[arg-type]
+    if cfg.method == "supervised":
+        if not cfg.labels:
+            raise ValueError(
+                "method=supervised needs labels=PATH (labels.npy or a labels CSV, e.g. from "
+                "`selflabel label RUN_DIR`)"
+            )
+        labels = read_labels(cfg.labels)
+        if labels.shape[0] != len(source):
+            raise ValueError(
+                f"{cfg.labels} has {labels.shape[0]} rows but the source has {len(source)} "
+                "images: use labels exported from this very source"
+            )
+        return Supervised(backbone, labels)
+    raise ValueError(
+        f"method {cfg.method!r} is not available; use swav, sela, selav2, deepclusterv2 "
+        "or supervised"
+    )
+
+
+def build_label_data(
+    cfg: RunConfig, source: ImageSource, device: torch.device | None = None
+) -> LabelData:
+    """SeLa's view of the whole dataset: ``label_data(augment)`` yields ``(indices, images)``.
+
+    Images are normalised floats, on ``device`` when given (else on the CPU; the method moves
+    them to its own device), un-augmented (:class:`EvalTransform`) unless ``augment``, then one
+    SeLa-augmented view (:func:`sela_transform`) drawn from a generator seeded by torch's global
+    RNG (so label steps resume exactly). Under ``torch.distributed`` each
+    process gets the contiguous shard ``rank`` of ``world_size`` of the indices.
+    """
+    _, h, w = image_shape(source)
+    plain = EvalTransform(mean=source.mean, std=source.std)
+    augment = sela_transform(1, min(h, w), scale=(0.2, 1.0), mean=source.mean, std=source.std)
+    batch = cfg.eval.batch_size
+
+    def label_data(augmented: bool) -> Iterator[tuple[Tensor, Tensor]]:
+        rank, world = 0, 1
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        shard = torch.arange(len(source)).tensor_split(world)[rank]
+        for chunk in shard.split(batch):
+            idx, images, _ = source.get_batch(chunk)
+            if device is not None:
+                images = images.to(device)
+            if augmented:
+                g = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
+                x = augment(images, generator=g)[0]
+            else:
+                x = plain(images)
+            yield idx, x
+
+    return label_data

@@ -36,6 +36,7 @@ from selflabel.run.build import (
     resolve_device,
 )
 from selflabel.run.evaluation import RunMetrics, evaluate_run
+from selflabel.run.export import SELF_LABEL_METHODS, self_labels, write_label_files
 from selflabel.run.outputs import write_outputs
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,10 @@ def train_job(cfg: RunConfig, run_dir: Path | None = None) -> JobResult:
     final.values["device"] = str(device)
     if is_main_process():
         write_outputs(run_dir, cfg, data.train, final, history)
+    if cfg.method in SELF_LABEL_METHODS:  # labels.npy + labels_head{t}.csv (every rank computes)
+        table = self_labels(method, data.train, device, cfg.eval.batch_size)
+        if is_main_process():
+            write_label_files(run_dir, table, data.train)
     return JobResult(run_dir, _scalars(final.values), result.epochs_done, result.stopped_early)
 
 
