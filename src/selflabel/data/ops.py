@@ -9,7 +9,7 @@ that a batch costs a few passes over memory:
 - colour jitter (brightness, contrast, saturation, hue in a per-sample random order) and random
   grayscale: composed into one per-sample affine colour map ``A x + b`` (one ``bmm``);
   hue is a rotation of the chroma plane in YIQ space;
-- Gaussian blur: per-sample separable Gaussian kernels (batched matmuls or a depthwise conv).
+- Gaussian blur: per-sample separable Gaussian kernels (batched matmuls or depthwise conv1d).
 
 Example::
 
@@ -248,22 +248,29 @@ def _reflect_matrices(size: int, k: Tensor, radius: int) -> Tensor:
     return M
 
 
-def gaussian_blur(x: Tensor, sigma: Tensor) -> Tensor:
+def _blur_rows(x: Tensor, k: Tensor, r: int) -> Tensor:
+    """Blur along the last axis: one depthwise ``conv1d`` over contiguous rows."""
+    n, C, h, w = x.shape
+    y = F.pad(x.reshape(1, n * C * h, w), (r, r), mode="reflect")
+    weight = k.to(device=x.device, dtype=x.dtype).repeat_interleave(C * h, 0)[:, None, :]
+    return F.conv1d(y, weight, groups=n * C * h).reshape(n, C, h, w)
+
+
+def gaussian_blur(x: Tensor, sigma: Tensor, matmul_below: int = 64) -> Tensor:
     """Blur each image of ``x`` (n, C, h, w) with its own ``sigma`` (n,) in pixels.
 
-    Reflected borders. Small images (≤ 128 px) use per-sample blur matrices (two batched
-    matmuls), larger ones a separable depthwise convolution — whichever is faster on a CPU.
+    Reflected borders. Images up to ``matmul_below`` px use per-sample blur matrices (two batched
+    matmuls); larger ones a depthwise ``conv1d`` along rows, then along columns (transposed) —
+    whichever is faster on a CPU.
     """
-    n, C, h, w = x.shape
+    n, _, h, w = x.shape
     if n == 0:
         return x
     k, r = gaussian_kernels(sigma, min(h, w) - 1)
-    if max(h, w) <= 128:
+    if max(h, w) <= matmul_below:
         Mh = _reflect_matrices(h, k, r).to(device=x.device, dtype=x.dtype)
         Mw = Mh if w == h else _reflect_matrices(w, k, r).to(device=x.device, dtype=x.dtype)
         return torch.matmul(torch.matmul(Mh[:, None], x), Mw[:, None].transpose(-1, -2))
-    weight = k.to(device=x.device, dtype=x.dtype).repeat_interleave(C, 0)  # (n*C, T)
-    y = F.pad(x, (r, r, r, r), mode="reflect").reshape(1, n * C, h + 2 * r, w + 2 * r)
-    y = F.conv2d(y, weight[:, None, :, None], groups=n * C)
-    y = F.conv2d(y, weight[:, None, None, :], groups=n * C)
-    return y.reshape(n, C, h, w)
+    y = _blur_rows(x, k, r)
+    y = _blur_rows(y.transpose(2, 3).contiguous(), k, r)
+    return y.transpose(2, 3)
