@@ -317,3 +317,34 @@ def test_run_directory_defaults_to_its_data(
     text = _run(["eval", "knn", "--checkpoint", str(run), "--k", "1", "--quiet"])
     assert "train -> test" in text
     assert text.splitlines()[-1].split()[-2] == "100.00"  # test = train: 1-NN is itself
+
+
+def test_real_swav_run_directory_round_trip(tmp_path: Path, tiny_images: Path) -> None:
+    """A run directory as `selflabel train` writes it: config.yaml + checkpoint_last.pt."""
+    from selflabel.config import dump_config, load_config
+    from selflabel.engine.checkpoint import save_checkpoint
+    from selflabel.run.build import build_method
+
+    cfg = load_config("demo", [f"data.source={tiny_images}", "data.batch_size=8"])
+    from selflabel.data import load_source
+
+    method = build_method(cfg, load_source(str(tiny_images)))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(dump_config(cfg))
+    save_checkpoint(
+        run / "checkpoint_last.pt",
+        {"format": "selflabel-checkpoint", "model": method.state_dict(), "epoch": 1},
+    )
+    out = tmp_path / "f.npy"
+    text = _run(["extract", str(run), "--out", str(out), "--quiet"])
+    assert f"run {run}" in text
+    feats = np.load(out)
+    assert feats.shape[0] == 24
+    with torch.no_grad():
+        from selflabel.data import EvalTransform
+
+        src = load_source(str(tiny_images))
+        _, images, _ = src.get_batch(torch.arange(24))
+        expected = method.eval().features(EvalTransform(mean=src.mean, std=src.std)(images))
+    np.testing.assert_allclose(feats, expected.numpy(), rtol=1e-4, atol=1e-5)
