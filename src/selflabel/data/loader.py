@@ -197,10 +197,10 @@ def make_loader(
     ``torch.distributed.is_initialized()``; ``pin_memory="auto"`` pins when CUDA is available.
 
     ``transform`` (e.g. a :class:`~selflabel.data.augment.MultiCrop`) is applied to each uint8
-    batch **inside the workers** — the CPU-training mode, where it keeps every core busy without
-    oversubscription; batches then are ``(indices, views, labels)``. Its random parameters come
-    from a generator seeded by ``(seed, epoch, rank, batch number)``, so they do not depend on the
-    number of workers. On a GPU leave it ``None`` and augment on the device instead.
+    batch **inside the workers**; batches then are ``(indices, views, labels)``. Its random
+    parameters come from a generator seeded by ``(seed, epoch, rank, batch number)``, so they do
+    not depend on the number of workers. Usually leave it ``None`` and augment where the model
+    runs (measured faster even on a 2-core CPU, see docs/data.md).
     """
     if not isinstance(dataset, ImageSource):
         raise TypeError(f"make_loader needs an ImageSource (from load_source), got {type(dataset)}")
