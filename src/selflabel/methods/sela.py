@@ -36,6 +36,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -182,20 +183,11 @@ class SeLa(Method):
         group = _default_group()
         iters, errors = [], []
         new = torch.full_like(self.labels, -1)
-        for h, head in enumerate(self.heads.heads()):
-            log_p = head_log_probs(feats, head.weight, head.bias)
-            init = None
-            if bool(self.has_potentials):
-                init = Potentials(g=self.potentials[h], lam=self.lam)
-            res = sinkhorn_equipartition(
-                log_p, self.lam, init=init, tol=self.tol, max_iter=self.max_iter,
-                group=group,
-            )
-            del log_p
-            self.potentials[h].copy_(res.potentials.g.to(self.potentials.device))
-            new[indices.to(new.device), h] = res.labels.to(new.device)
-            iters.append(res.n_iter)
-            errors.append(res.error)
+        for h in range(self.n_heads):
+            labels, n_iter, error = self.assign_head(h, feats, group)
+            new[indices.to(new.device), h] = labels.to(new.device)
+            iters.append(n_iter)
+            errors.append(error)
         self.has_potentials.fill_(True)
         self.labels.copy_(_gather_labels(new, group))
         self.last_label_step = {
@@ -206,6 +198,23 @@ class SeLa(Method):
         }
         log.info("SeLa label step: %s", self.last_label_step)
         return self.last_label_step
+
+    def assign_head(self, h: int, feats: Tensor, group: Any) -> tuple[Tensor, int, float]:
+        """Balanced labels of this process's rows for head ``h`` (and solver iterations, error).
+
+        ``feats`` (A, n, D) are the label-step features. Warm-starts from and updates the head's
+        potentials. Subclasses may replace the assignment (e.g. k-means for an ablation).
+        """
+        head = self.heads.heads()[h]
+        log_p = head_log_probs(feats, head.weight, head.bias)
+        init = None
+        if bool(self.has_potentials):
+            init = Potentials(g=self.potentials[h], lam=self.lam)
+        res = sinkhorn_equipartition(
+            log_p, self.lam, init=init, tol=self.tol, max_iter=self.max_iter, group=group
+        )
+        self.potentials[h].copy_(res.potentials.g.to(self.potentials.device))
+        return res.labels, res.n_iter, res.error
 
     def _dataset_features(self) -> tuple[Tensor, Tensor]:
         """(indices (n,), features (A, n, D)) of this process's samples, A = passes averaged."""
@@ -279,7 +288,7 @@ def _grouped_forward(backbone: nn.Module, views: list[Tensor]) -> Tensor:
     return torch.cat(feats)
 
 
-def _gather_labels(local: Tensor, group: object) -> Tensor:
+def _gather_labels(local: Tensor, group: Any) -> Tensor:
     """Combine per-process labels (-1 where another process owns the row) into the full table."""
     if group is None:
         if bool((local < 0).any()):
@@ -299,7 +308,7 @@ def _gather_labels(local: Tensor, group: object) -> Tensor:
     return total
 
 
-def _default_group() -> object:
+def _default_group() -> Any:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         return dist.group.WORLD
     return None
