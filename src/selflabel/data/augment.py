@@ -38,8 +38,8 @@ from selflabel.data.ops import (
 )
 from selflabel.data.source import IMAGENET_MEAN, IMAGENET_STD
 
-#: on the CPU, views are computed in chunks of about this many output pixels per channel.
-_CPU_CHUNK_PIXELS = 4 * 224 * 224
+#: on the CPU, images are processed in chunks of about this many source pixels per channel.
+_CPU_CHUNK_PIXELS = 8 * 224 * 224
 
 #: ImageNet normalisation, the default when no ``mean``/``std`` are given (pass ``ds.mean``).
 DEFAULT_MEAN = IMAGENET_MEAN
@@ -58,17 +58,21 @@ def _stats(values: Sequence[float], channels: int, what: str) -> Tensor:
                      f"{channels} (e.g. ds.{what})")
 
 
-def _to_float(images: Tensor) -> tuple[Tensor, float]:
-    """Return the batch as float and the factor that maps it to 0..1."""
+def _check_batch(images: Tensor) -> None:
     if images.ndim != 4:
         raise ValueError(f"expected a batch (B, C, H, W), got shape {tuple(images.shape)}")
     if images.shape[1] not in (1, 3):
         raise ValueError(f"expected 1 or 3 channels, got {images.shape[1]}")
+    if images.dtype != torch.uint8 and not images.is_floating_point():
+        raise TypeError(f"images must be uint8 (0..255) or float (0..1), got {images.dtype}")
+
+
+def _to_float(images: Tensor) -> tuple[Tensor, float]:
+    """Return the batch as float and the factor that maps it to 0..1."""
+    _check_batch(images)
     if images.dtype == torch.uint8:
         return images.float(), 1.0 / 255.0
-    if images.is_floating_point():
-        return images.float(), 1.0
-    raise TypeError(f"images must be uint8 (0..255) or float (0..1), got {images.dtype}")
+    return images.float(), 1.0
 
 
 def normalise(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
@@ -197,47 +201,77 @@ class MultiCrop:
     def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> list[Tensor]:
         """Augment a batch: ``uint8 (B, C, H, W)`` (or float 0..1) → list of ``(B, C, s, s)``."""
         g = generator if generator is not None else self.generator
-        x, in_scale = _to_float(images)
-        views = []
+        _check_batch(images)
+        B, _, H, W = images.shape
+        in_scale = 1.0 / 255.0 if images.dtype == torch.uint8 else 1.0
+        # 1. every random parameter of every view, drawn view by view in a fixed order
+        plans = [self._plan(images, in_scale, spec, g)
+                 for spec in self.specs for _ in range(spec.count)]
+        # 2. apply them chunk by chunk of images: on the CPU a chunk of source images stays in
+        #    cache while all its views are made; on a GPU the whole batch is one chunk
+        step = B if images.device.type != "cpu" else max(1, _CPU_CHUNK_PIXELS // (H * W))
         with torch.no_grad():
-            for spec in self.specs:
-                for _ in range(spec.count):
-                    views.append(self._view(x, in_scale, spec, g))
-        return views
+            for a in range(0, B, step):
+                c = slice(a, min(B, a + step))
+                x = images[c].float()
+                for plan in plans:
+                    plan.apply(x, c)
+        return [plan.out for plan in plans]
 
-    def _view(self, x: Tensor, in_scale: float, spec: CropSpec, g: torch.Generator) -> Tensor:
-        B, C, H, W = x.shape
-        # 1. every random parameter of the batch, drawn in a fixed order (chunking-independent)
+    def _plan(self, images: Tensor, in_scale: float, spec: CropSpec,
+              g: torch.Generator) -> _ViewPlan:
+        B, C, H, W = images.shape
         boxes = sample_crop_boxes(B, H, W, spec.scale, self.ratio, g)
         flip = torch.rand(B, generator=g) < self.flip_p
         factors, order, gray = colour_maps(B, C, self.jitter, self.jitter_p, self.gray_p, g)
-        blur = spec.blur and self.blur_p > 0
         do_blur = torch.rand(B, generator=g) < self.blur_p
-        do_blur &= blur
+        do_blur &= spec.blur and self.blur_p > 0
         lo, hi = self.blur_sigma
         sigma = torch.rand(B, generator=g, dtype=torch.float64) * (hi - lo) + lo
-        needs_mean = bool((factors[:, 1] != 1).any())
         A, L = colour_linear_maps(factors, order, gray, C, in_scale)
         # fold the normalisation in: 0..1 clamping becomes per-channel bounds
         m = _stats(self.mean, C, "mean").double()
         s = _stats(self.std, C, "std").double()
-        A, L = A / s[None, :, None], L / s[None, :, None]
-        lower, upper = (-m / s).tolist(), ((1 - m) / s).tolist()
-        # 2. apply them chunk by chunk (on the CPU a chunk stays in cache between the operations)
-        out = torch.empty((B, C, spec.size, spec.size), dtype=x.dtype, device=x.device)
-        step = B if x.device.type != "cpu" else max(1, _CPU_CHUNK_PIXELS // (spec.size**2))
-        for a in range(0, B, step):
-            c = slice(a, min(B, a + step))
-            v = crop_resize(x[c], boxes[c], flip[c].to(x.device), (spec.size, spec.size))
-            means = v.mean((2, 3)).cpu().double() if needs_mean else torch.zeros(v.shape[0], C,
-                                                                                 dtype=torch.float64)
-            b = (L[c] @ means[:, :, None]).squeeze(2) - m / s
-            o = apply_affine_colour(v, A[c], b, lower=lower, upper=upper, out=out[c])
-            sel = do_blur[c].nonzero().squeeze(1)
-            if sel.numel():
-                dev_sel = sel.to(x.device)
-                o.index_copy_(0, dev_sel, gaussian_blur(o.index_select(0, dev_sel), sigma[c][sel]))
-        return out
+        return _ViewPlan(
+            size=spec.size, boxes=boxes, flip=flip.to(images.device),
+            A=A / s[None, :, None], L=L / s[None, :, None], offset=-m / s,
+            lower=(-m / s).tolist(), upper=((1 - m) / s).tolist(),
+            needs_mean=bool((factors[:, 1] != 1).any()), do_blur=do_blur, sigma=sigma,
+            out=torch.empty((B, C, spec.size, spec.size), dtype=torch.float32,
+                            device=images.device),
+        )
+
+
+@dataclass
+class _ViewPlan:
+    """The random parameters of one view for a whole batch, and its output tensor."""
+
+    size: int
+    boxes: Tensor
+    flip: Tensor
+    A: Tensor
+    L: Tensor
+    offset: Tensor
+    lower: list[float]
+    upper: list[float]
+    needs_mean: bool
+    do_blur: Tensor
+    sigma: Tensor
+    out: Tensor
+
+    def apply(self, x: Tensor, c: slice) -> None:
+        """Write this view of the images ``x`` (float, 0..255 or 0..1) into ``out[c]``."""
+        v = crop_resize(x, self.boxes[c], self.flip[c], (self.size, self.size))
+        n, C = v.shape[:2]
+        means = (v.mean((2, 3)).cpu().double() if self.needs_mean
+                 else torch.zeros(n, C, dtype=torch.float64))
+        b = (self.L[c] @ means[:, :, None]).squeeze(2) + self.offset
+        o = apply_affine_colour(v, self.A[c], b, lower=self.lower, upper=self.upper,
+                                out=self.out[c])
+        sel = self.do_blur[c].nonzero().squeeze(1)
+        if sel.numel():
+            dev_sel = sel.to(x.device)
+            o.index_copy_(0, dev_sel, gaussian_blur(o.index_select(0, dev_sel), self.sigma[c][sel]))
 
 
 def sela_transform(
