@@ -158,6 +158,26 @@ def worker_sklearn(data: Path, k: int, pca_dim: int, seed: int, log: Path) -> di
     return {"acc": acc, "nmi": nmi, "seconds": sec, "cpu_seconds": cpu, "rss_after_imports": rss0}
 
 
+def worker_kmeans_only(data: Path, k: int, pca_dim: int, seed: int) -> dict[str, Any]:
+    """MiniBatchKMeans (the seed paper's k-means) on selflabel's exact PCA projection: isolates
+    the k-means quality when the full scikit-learn pipeline is too slow to finish."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    from selflabel.cluster import StreamingPCA, clustering_scores, match_clusters
+
+    x = np.load(data / "train_features.npy", mmap_mode="r")
+    xv = np.load(data / "val_features.npy", mmap_mode="r")
+    y = np.load(data / "train_labels.npy")
+    yv = np.load(data / "val_labels.npy")
+    pca = StreamingPCA(pca_dim).fit(x)
+    z, zv = pca.transform(x), pca.transform(xv)
+    t0, c0 = time.perf_counter(), time.process_time()
+    km = MiniBatchKMeans(n_clusters=k, random_state=seed).fit(z)
+    sec, cpu = time.perf_counter() - t0, time.process_time() - c0
+    s = clustering_scores(yv, km.predict(zv), mapping=match_clusters(y, km.labels_))
+    return {**s, "kmeans_seconds": sec, "kmeans_cpu_seconds": cpu}
+
+
 def run_worker(kind: str, args: argparse.Namespace, data: Path, timeout: float
                ) -> dict[str, Any]:
     log = data / f"{kind}_stages.jsonl"
@@ -191,7 +211,9 @@ def main() -> None:
     p.add_argument("--sklearn-timeout", type=float, default=3600.0)
     p.add_argument("--workdir", type=Path, default=None, help="where the .npy files go")
     p.add_argument("--json", type=Path, default=None, help="write all numbers here")
-    p.add_argument("--worker", choices=["generate", "selflabel", "sklearn"],
+    p.add_argument("--kmeans-only", action="store_true",
+                   help="on existing --workdir data: only MiniBatchKMeans on the exact PCA")
+    p.add_argument("--worker", choices=["generate", "selflabel", "sklearn", "kmeans-only"],
                    help=argparse.SUPPRESS)
     p.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -204,6 +226,8 @@ def main() -> None:
     if args.worker:
         if args.worker == "selflabel":
             res = worker_selflabel(args.data, args.k, args.pca_dim, args.seed)
+        elif args.worker == "kmeans-only":
+            res = worker_kmeans_only(args.data, args.k, args.pca_dim, args.seed)
         else:
             res = worker_sklearn(args.data, args.k, args.pca_dim, args.seed,
                                  args.data / "sklearn_stages.jsonl")
@@ -214,6 +238,10 @@ def main() -> None:
 
     if args.quick:
         args.n, args.dim, args.k = 20_000, 512, 100
+    if args.kmeans_only:
+        res = run_worker("kmeans-only", args, args.workdir, timeout=3600)
+        print("MiniBatchKMeans on exact PCA:", json.dumps(res))
+        return
     tmp = tempfile.TemporaryDirectory() if args.workdir is None else None
     data = Path(tmp.name) if tmp is not None else args.workdir
     t0 = time.perf_counter()

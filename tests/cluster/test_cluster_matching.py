@@ -37,7 +37,7 @@ def brute_force_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 labels = st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4)), min_size=1, max_size=40)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(labels)
 def test_cluster_accuracy_equals_brute_force(pairs: list[tuple[int, int]]) -> None:
     y_true = np.array([t for t, _ in pairs])
@@ -47,7 +47,7 @@ def test_cluster_accuracy_equals_brute_force(pairs: list[tuple[int, int]]) -> No
     assert cluster_accuracy(y_true, y_pred) == pytest.approx(brute_force_accuracy(y_true, y_pred))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(labels, st.integers(0, 2**31 - 1))
 def test_scores_invariant_to_relabelling(pairs: list[tuple[int, int]], seed: int) -> None:
     y_true = np.array([t for t, _ in pairs])
@@ -61,7 +61,7 @@ def test_scores_invariant_to_relabelling(pairs: list[tuple[int, int]], seed: int
         assert a[name] == pytest.approx(b[name], abs=1e-12)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(labels)
 def test_scores_equal_scikit_learn(pairs: list[tuple[int, int]]) -> None:
     y_true = np.array([t for t, _ in pairs])
