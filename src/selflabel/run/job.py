@@ -92,12 +92,16 @@ def train_job(cfg: RunConfig, run_dir: Path | None = None) -> JobResult:
     )
     history: list[dict[str, Any]] = []
     baseline: dict[str, Any] | None = None
+    clock = {"start": time.perf_counter(), "eval": 0.0}
 
     def eval_fn(m: Method, epoch: int) -> dict[str, float]:
         nonlocal baseline
+        t_eval = time.perf_counter()
         res = evaluate_run(m, data.train, data.test, cfg, device, baseline=baseline)
         baseline = res.values.get("baseline_detail", baseline)
-        row = {"epoch": epoch, **_scalars(res.values)}
+        train_s = t_eval - clock["start"] - clock["eval"]
+        clock["eval"] += time.perf_counter() - t_eval
+        row = {"epoch": epoch, "train_minutes": round(train_s / 60.0, 3), **_scalars(res.values)}
         history.append(row)
         if is_main_process():
             (run_dir / "eval_history.json").write_text(json.dumps(history, indent=1))
@@ -123,6 +127,7 @@ def train_job(cfg: RunConfig, run_dir: Path | None = None) -> JobResult:
         seed=cfg.seed,
         sync_bn=cfg.train.sync_bn,
     )
+    clock["start"] = time.perf_counter()
     result = trainer.fit()
     final: RunMetrics = evaluate_run(method, data.train, data.test, cfg, device, baseline=baseline)
     final.values["train_minutes"] = round(result.train_seconds / 60.0, 3)
