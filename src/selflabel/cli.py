@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "eval": "selflabel.commands.eval:eval_group",
     "extract": "selflabel.commands.extract:extract",
     "label": "selflabel.commands.label:label",
+    "report": "selflabel.commands.report:report",
     "train": "selflabel.commands.train:train",
 }
 
