@@ -7,4 +7,5 @@ EXTRAS=dev bash scripts/setup.sh
 export OMP_WAIT_POLICY=PASSIVE
 echo "== ruff";   .venv/bin/ruff check src tests benchmarks
 echo "== mypy";   .venv/bin/mypy
+if [ -n "${CI:-}" ] && ! command -v chromium >/dev/null; then (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium install failed: browser test will skip"; fi
 echo "== pytest"; .venv/bin/python -m pytest "$@"
