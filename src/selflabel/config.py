@@ -45,7 +45,7 @@ class AugmentConfig(_Section):
 
 class ModelConfig(_Section):
     backbone: str = "smallcnn"
-    width: int = Field(1, ge=1)
+    width: float = Field(1.0, gt=0)  #: channel multiplier of the backbone
     small_stem: bool = False
     hidden_dim: int = Field(512, ge=0)
     embedding_dim: int = Field(128, ge=0)
