@@ -94,3 +94,18 @@ def test_method_logs_stand_in_for_assignments() -> None:
     healthy = CollapseMonitor(k)
     healthy.update(loss=1.0, logs={"code_entropy": 0.3 * math.log(k), "clusters_used": 12.0})
     assert not healthy.report().collapsed
+
+
+def test_first_epoch_loss_at_ln_k_is_not_a_collapse_but_one_cluster_is() -> None:
+    k = 50
+    mon = CollapseMonitor(k)
+    for i in range(20):  # a healthy start: loss near ln K, assignments spread over the clusters
+        mon.update(loss=math.log(k) - 1e-3, assignments=torch.arange(64) % k + 0 * i)
+    assert not mon.report(first_epoch=True).collapsed
+    assert mon.report().collapsed  # the same numbers later in training are a collapse
+    mon.reset()
+    for _ in range(20):
+        mon.update(loss=math.log(k), assignments=torch.zeros(64, dtype=torch.long))
+    report = mon.report(first_epoch=True)
+    assert report.collapsed
+    assert "ln K" not in report.diagnosis

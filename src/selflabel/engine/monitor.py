@@ -167,8 +167,12 @@ class CollapseMonitor:
             )
         self._counts += torch.bincount(ids, minlength=self.n_clusters).double()
 
-    def report(self) -> CollapseReport:
-        """Statistics since the last :meth:`reset` and a diagnosis if collapse is suspected."""
+    def report(self, *, first_epoch: bool = False) -> CollapseReport:
+        """Statistics since the last :meth:`reset` and a diagnosis if collapse is suspected.
+
+        ``first_epoch=True`` skips the loss-at-ln-K test: every clustering loss starts at ln K
+        (frozen prototypes, warm-up), so only cluster usage can reveal a collapse that early.
+        """
         totals = torch.tensor(
             [
                 self._loss_sum,
@@ -190,7 +194,8 @@ class CollapseMonitor:
         if steps > 0:
             mean_loss = loss_sum / steps
             stats["mean_loss"] = mean_loss
-            if steps >= self.min_steps and abs(mean_loss - ln_k) <= self.loss_tol * ln_k:
+            near_ln_k = abs(mean_loss - ln_k) <= self.loss_tol * ln_k
+            if not first_epoch and steps >= self.min_steps and near_ln_k:
                 problems.append(
                     f"loss {mean_loss:.4f} stays at ln K = {ln_k:.4f}: predictions are uniform "
                     f"over the {self.n_clusters} clusters"

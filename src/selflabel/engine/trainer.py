@@ -339,7 +339,7 @@ class Trainer:
             "epoch_time_s": seconds,
         }
         if self.monitor is not None:
-            report = self.monitor.report()
+            report = self.monitor.report(first_epoch=epoch == 0)
             row.update({f"collapse_{k}": v for k, v in report.stats.items()})
             if report.collapsed and self.rank == 0:
                 print(f"[selflabel] epoch {epoch}: {report.diagnosis}", flush=True)
