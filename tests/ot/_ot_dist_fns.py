@@ -24,22 +24,37 @@ def shard(n: int, rank: int, splits: list[int]) -> slice:
 
 
 def codes_shard(
-    rank: int, world: int, seed: int, B: int, K: int, scale: float, eps: float, splits: list[int]
-) -> torch.Tensor:
-    scores = make_scores(seed, B, K, scale)[shard(B, rank, splits)]
-    return sinkhorn_codes(scores, eps=eps, n_iters=3, group=dist.group.WORLD)
+    rank: int,
+    world: int,
+    seed: int,
+    B: int,
+    K: int,
+    settings: list[tuple[float, float]],
+    splits: list[int],
+) -> list[torch.Tensor]:
+    out = []
+    for scale, eps in settings:
+        scores = make_scores(seed, B, K, scale)[shard(B, rank, splits)]
+        out.append(sinkhorn_codes(scores, eps=eps, n_iters=3, group=dist.group.WORLD))
+    return out
 
 
 def equipartition_shard(
-    rank: int, world: int, seed: int, N: int, K: int, lam: float, splits: list[int], inplace: bool
-) -> dict[str, object]:
-    log_p = make_log_p(seed, N, K)[shard(N, rank, splits)].contiguous()
-    res = sinkhorn_equipartition(log_p, lam=lam, tol=1e-4, group=dist.group.WORLD, inplace=inplace)
-    assert res.potentials.f is not None
-    return {
-        "labels": res.labels,
-        "g": res.potentials.g,
-        "f": res.potentials.f,
-        "n_iter": res.n_iter,
-        "error": res.error,
-    }
+    rank: int, world: int, seed: int, N: int, K: int, lam: float, splits: list[int]
+) -> list[dict[str, object]]:
+    out = []
+    for inplace in (False, True):
+        log_p = make_log_p(seed, N, K)[shard(N, rank, splits)].contiguous()
+        res = sinkhorn_equipartition(
+            log_p, lam=lam, tol=1e-4, group=dist.group.WORLD, inplace=inplace
+        )
+        out.append(
+            {
+                "labels": res.labels,
+                "g": res.potentials.g,
+                "f": res.potentials.f,
+                "n_iter": res.n_iter,
+                "error": res.error,
+            }
+        )
+    return out

@@ -63,8 +63,8 @@ def test_exact_assignment_when_n_equals_k() -> None:
 
     for seed in range(3):
         K = 12
-        log_p = make_log_p(seed, K, K) * 3
-        res = sinkhorn_equipartition(log_p, lam=200.0, tol=1e-6, max_iter=20000)
+        log_p = make_log_p(seed, K, K)
+        res = sinkhorn_equipartition(log_p, lam=300.0, tol=1e-3, max_iter=20000)
         rows, cols = linear_sum_assignment(-log_p.double().numpy())
         assert res.labels[torch.from_numpy(rows)].tolist() == cols.tolist()
 
@@ -74,8 +74,8 @@ def test_exact_lp_optimum_when_n_is_a_multiple_of_k() -> None:
 
     N, K = 24, 4
     for seed in range(3):
-        log_p = make_log_p(10 + seed, N, K) * 3
-        res = sinkhorn_equipartition(log_p, lam=200.0, tol=1e-6, max_iter=20000)
+        log_p = make_log_p(10 + seed, N, K)
+        res = sinkhorn_equipartition(log_p, lam=300.0, tol=1e-3, max_iter=20000)
         C = -log_p.double().numpy()
         A_eq = np.zeros((N + K, N * K))
         for n in range(N):
@@ -228,17 +228,16 @@ def test_property_shapes(N: int, K: int, seed: int) -> None:
 
 
 @pytest.mark.distributed
-@pytest.mark.parametrize("inplace", [False, True])
-def test_two_processes_equal_one(inplace: bool) -> None:
+def test_two_processes_equal_one() -> None:
     N, K, lam, splits = 301, 7, 25.0, [120, 181]
-    single = sinkhorn_equipartition(make_log_p(9, N, K), lam=lam, tol=1e-4, inplace=inplace)
-    parts = run_distributed(equipartition_shard, 2, 9, N, K, lam, splits, inplace)
-    assert [p["n_iter"] for p in parts] == [single.n_iter] * 2
-    assert torch.equal(torch.cat([p["labels"] for p in parts]), single.labels)
-    for p in parts:
-        torch.testing.assert_close(p["g"], single.potentials.g, rtol=0, atol=1e-4)
-        assert p["error"] == pytest.approx(single.error, rel=1e-3, abs=1e-6)
-    assert single.potentials.f is not None
-    torch.testing.assert_close(
-        torch.cat([p["f"] for p in parts]), single.potentials.f, rtol=0, atol=1e-3
-    )
+    runs = run_distributed(equipartition_shard, 2, 9, N, K, lam, splits)
+    for inplace, parts in zip((False, True), zip(*runs, strict=True), strict=True):
+        single = sinkhorn_equipartition(make_log_p(9, N, K), lam=lam, tol=1e-4, inplace=inplace)
+        assert [p["n_iter"] for p in parts] == [single.n_iter] * 2
+        assert torch.equal(torch.cat([p["labels"] for p in parts]), single.labels)
+        for p in parts:
+            torch.testing.assert_close(p["g"], single.potentials.g, rtol=0, atol=1e-4)
+            assert p["error"] == pytest.approx(single.error, rel=1e-3, abs=1e-6)
+        assert single.potentials.f is not None
+        f = torch.cat([p["f"] for p in parts])
+        torch.testing.assert_close(f, single.potentials.f, rtol=0, atol=1e-3)

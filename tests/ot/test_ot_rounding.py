@@ -76,6 +76,7 @@ def test_impossible_pairs_still_give_balanced_labels() -> None:
     assert torch.bincount(out, minlength=K).tolist() == [10, 10, 10, 10]
 
 
+@pytest.mark.slow
 def test_benchmark_quick_mode_runs(tmp_path: Path) -> None:
     """The benchmark's --quick smoke run (skipped if this machine is too slow for it)."""
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "sinkhorn.py"
