@@ -78,6 +78,11 @@ def test_offline_methods_train_and_export(tmp_path: Path, method: str) -> None:
     assert (table >= 0).all(), "export completes the bank: every sample gets a label"
     assert table[:, 1].max() < 15
     assert metrics["epochs_done"] == 2
+    # `selflabel label` from the checkpoint: same final assignment phase on the saved bank
+    res = CliRunner().invoke(main, ["label", str(run_dir), "--out", str(tmp_path / "again")])
+    assert res.exit_code == 0, res.output
+    again = np.load(tmp_path / "again" / "labels.npy")
+    assert (again == table).mean() >= 0.99
 
 
 def test_supervised_needs_a_matching_labels_file(tmp_path: Path) -> None:
