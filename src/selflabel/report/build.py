@@ -165,12 +165,12 @@ def _metrics(run: RunFiles, labelled: bool) -> str:
          "acc and nmi of the same benchmark on raw pixels in [0, 1]: " + _protocol(raw)),
     ]
     for names, text in groups:
-        first = True
+        first = None
         for name in names:
             if name in m:
                 rows.append((name, _fmt(m[name]), _fmt(std.get(name)) if name in std else "—",
-                             text if first else "〃 (same protocol)"))
-                first = False
+                             text if first is None else f"same as {first}"))
+                first = first or name
     if not rows:
         body = h.note("no ground-truth labels: accuracy, NMI, AMI, ARI and kNN were not measured.")
     else:
@@ -258,7 +258,7 @@ def _gallery_section(
     pixels = dict(zip(needed, batch.numpy(), strict=True))
     ids, counts = np.unique(labels.cluster, return_counts=True)
     sizes = {int(c): int(n) for c, n in zip(ids, counts, strict=True)}
-    notes = _row_notes(labels, source.classes)
+    notes = _row_notes(labels, list(picks["confident"]), source.classes)
     figs = []
     for order in GALLERY_ORDERS:
         path = plot_member_grid(pixels, picks[order], sizes, out / f"gallery_{order}.png",
@@ -274,11 +274,14 @@ def _gallery_section(
     return h.section("Cluster galleries", intro + grid, anchor="galleries")
 
 
-def _row_notes(labels: LabelsTable, class_names: list[str] | None) -> dict[int, str]:
+def _row_notes(
+    labels: LabelsTable, shown: list[int], class_names: list[str] | None
+) -> dict[int, str]:
+    """Majority class and its share for each shown cluster (empty without labels)."""
     if labels.label is None:
         return {}
     out = {}
-    for c in np.unique(labels.cluster):
+    for c in shown:
         y = labels.label[labels.cluster == c]
         values, counts = np.unique(y, return_counts=True)
         top = int(values[np.argmax(counts)])
