@@ -38,6 +38,9 @@ class SwAV(Method):
     """The SwAV method over an :class:`EmbeddingNetwork` (backbone + projection + prototypes)."""
 
     name = "swav"
+    queue: Tensor
+    queue_fill: Tensor
+    queue_active: Tensor
 
     def __init__(
         self,
@@ -137,7 +140,10 @@ class SwAV(Method):
         return codes[-bs:]
 
     def _queue_full(self) -> bool:
-        return bool(self.queue_active) and int(self.queue_fill) >= self.queue.shape[1] > 0
+        return (
+            bool(self.queue_active.item())
+            and int(self.queue_fill.item()) >= self.queue.shape[1] > 0
+        )
 
     def _enqueue(self, embedding: Tensor, bs: int) -> None:
         if not bool(self.queue_active) or self.queue.shape[1] == 0:
@@ -148,7 +154,7 @@ class SwAV(Method):
             if n < length:
                 self.queue[s, n:] = self.queue[s, :-n].clone()
             self.queue[s, :n] = embedding[s * bs : s * bs + n].to(self.queue.dtype)
-        self.queue_fill.fill_(min(int(self.queue_fill) + n, length))
+        self.queue_fill.fill_(min(int(self.queue_fill.item()) + n, length))
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()

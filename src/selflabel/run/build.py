@@ -104,10 +104,9 @@ def build_augment(cfg: RunConfig, source: ImageSource) -> MultiCrop:
 
 def build_backbone_from(cfg: RunConfig, in_channels: int) -> nn.Module:
     m = cfg.model
-    kwargs: dict[str, object] = {"in_channels": in_channels, "width": m.width}
-    if m.backbone.startswith("resnet"):
-        kwargs["small_stem"] = m.small_stem
-    return build_backbone(m.backbone, **kwargs)
+    return build_backbone(
+        m.backbone, in_channels=in_channels, width=m.width, small_stem=m.small_stem
+    )
 
 
 def build_network(cfg: RunConfig, backbone: nn.Module) -> EmbeddingNetwork:

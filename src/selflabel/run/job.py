@@ -63,12 +63,12 @@ def train_job(cfg: RunConfig, run_dir: Path | None = None) -> JobResult:
         torch.set_num_threads(cfg.train.threads)
     dist_info = init_distributed(device=resolve_device(cfg.train.device))
     device = dist_info.device
+    data = build_data(cfg)  # before creating the run directory: `--out demo` must not shadow `demo`
     run_dir = Path(run_dir or cfg.out or default_run_dir(cfg))
     run_dir.mkdir(parents=True, exist_ok=True)
     if is_main_process():
         (run_dir / "config.yaml").write_text(dump_config(cfg))
 
-    data = build_data(cfg)
     log.info("data: %s", data.train.describe())
     augment = ResumableAugment(build_augment(cfg, data.train))
     method = build_method(cfg, data.train, world_size=dist_info.world_size).to(device)

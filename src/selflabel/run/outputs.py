@@ -107,8 +107,8 @@ def read_training_log(path: Path) -> dict[str, tuple[list[float], list[float]]]:
             v = r.get(name)
             it = r.get("iteration") or r.get("step")
             if v not in (None, "") and it not in (None, ""):
-                xs.append(float(it))  # type: ignore[arg-type]
-                ys.append(float(v))  # type: ignore[arg-type]
+                xs.append(float(it))
+                ys.append(float(v))
         if xs:
             out[name] = (xs, ys)
     return out
