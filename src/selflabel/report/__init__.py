@@ -1,7 +1,5 @@
-"""The report layer of selflabel.
+"""Reports of a run: PNG plots, cluster galleries, confusion matrices and an HTML page.
 
-TEAM NOTE (delete when done): before editing, read /work/main/CONTRIBUTING.md — several engineers
-work in this checkout at once: commit only your own paths (`git commit -- <paths>`), never
-`git add -A`, reset, stash or amend; test files need globally unique names and no __init__.py;
-register CLI commands with a one-line edit of COMMANDS in cli.py; finish by 18:30 UTC.
+``selflabel report RUN_DIR`` (see :func:`selflabel.report.build.build_report` and docs/report.md)
+writes ``RUN_DIR/report/index.html`` with every figure beside it.
 """
