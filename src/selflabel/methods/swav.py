@@ -101,10 +101,10 @@ class SwAV(Method):
     # ------------------------------------------------------------------ step
     def training_step(self, batch: Batch, ctx: StepContext) -> StepOutput:
         views = batch.views
-        if len(views) <= self.n_global:
+        if len(views) < max(2, self.n_global):
             raise ValueError(
-                f"SwAV needs more views than global crops ({self.n_global}) to swap predictions; "
-                f"got {len(views)}"
+                f"SwAV needs at least 2 views and the {self.n_global} global crops the codes come "
+                f"from; got {len(views)} views"
             )
         bs = views[0].shape[0]
         embedding, scores = self.network(views)  # (V*B, D), [(V*B, K_h)]
@@ -179,8 +179,11 @@ def swapped_prediction_loss(
     with ``T = temperature``.
     With uniform scores the loss is exactly ``ln K`` (SwAV's collapse level).
     """
-    if len(scores) <= len(codes):
-        raise ValueError(f"need more views ({len(scores)}) than coded global views ({len(codes)})")
+    if len(scores) < 2 or len(scores) < len(codes):
+        raise ValueError(
+            f"need at least 2 views and one per coded global view, got {len(scores)} views "
+            f"for {len(codes)} codes"
+        )
     log_probs = [F.log_softmax(x / temperature, dim=1) for x in scores]
     loss = scores[0].new_zeros(())
     for s, q in enumerate(codes):
