@@ -44,6 +44,12 @@ from selflabel.config import ConfigError, load_config
     default=None,
     help="run directory (default: runs/<method>-<source>-<time>); an existing run resumes",
 )
+@click.option(
+    "--labels",
+    default=None,
+    metavar="FILE",
+    help="labels.npy/.csv of self-labels (with --method supervised: label transfer)",
+)
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 def train(
     config: str | None,
@@ -52,6 +58,7 @@ def train(
     epochs: int | None,
     max_minutes: float | None,
     out: Path | None,
+    labels: str | None,
     overrides: tuple[str, ...],
 ) -> None:
     """Train a representation and cluster labels on unlabelled images.
@@ -68,6 +75,8 @@ def train(
         flags.append(f"train.epochs={epochs}")
     if max_minutes is not None:
         flags.append(f"train.max_minutes={max_minutes}")
+    if labels is not None:
+        flags.append(f"labels={labels}")
     try:
         cfg = load_config(config, flags)
     except ConfigError as exc:
