@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -166,17 +167,21 @@ def format_duration(seconds: float) -> str:
 class ProgressBar:
     """A tqdm bar over one epoch's steps showing loss, lr, images/s and the run's ETA.
 
-    Disabled (no output) when ``enabled=False`` (non-zero ranks, or ``progress=False``).
+    Disabled (no output) when ``enabled=False`` (non-zero ranks, or ``progress=False``). When
+    stderr is not a terminal (a log file, CI), it refreshes at most every 30 s and keeps each
+    epoch's final line, instead of writing an update per step.
     """
 
     def __init__(self, total: int, *, desc: str, enabled: bool = True, initial: int = 0) -> None:
+        interactive = sys.stderr.isatty()
         self._bar = tqdm(
             total=total,
             desc=desc,
             initial=initial,
             disable=not enabled,
             dynamic_ncols=True,
-            leave=False,
+            leave=not interactive,
+            mininterval=0.1 if interactive else 30.0,
         )
 
     def update(self, n: int = 1, **postfix: str) -> None:
