@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 
@@ -59,6 +60,13 @@ class StepOutput:
 
     loss: Tensor
     logs: dict[str, float] = field(default_factory=dict)
+
+
+def default_group() -> dist.ProcessGroup | None:
+    """The world group when several processes run, else ``None`` (single process)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist.group.WORLD
+    return None
 
 
 class Method(nn.Module):

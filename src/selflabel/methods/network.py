@@ -10,6 +10,23 @@ from torch import Tensor, nn
 from selflabel.models import ProjectionHead, Prototypes
 
 
+def grouped_forward(module: nn.Module, views: Sequence[Tensor]) -> Tensor:
+    """``module`` applied to all views, one forward per run of same-resolution views, concatenated.
+
+    As the official SwAV does, so BatchNorm sees whole resolution groups.
+    """
+    outputs = []
+    start = 0
+    while start < len(views):
+        end = start + 1
+        while end < len(views) and views[end].shape[-2:] == views[start].shape[-2:]:
+            end += 1
+        x = torch.cat(list(views[start:end])) if end - start > 1 else views[start]
+        outputs.append(module(x))
+        start = end
+    return torch.cat(outputs)
+
+
 class EmbeddingNetwork(nn.Module):
     """The network of SwAV-style methods.
 
@@ -43,19 +60,7 @@ class EmbeddingNetwork(nn.Module):
         )
 
     def forward(self, views: Sequence[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        feats = []
-        start = 0
-        while start < len(views):
-            end = start + 1
-            while end < len(views) and views[end].shape[-2:] == views[start].shape[-2:]:
-                end += 1
-            feats.append(
-                self.backbone(
-                    torch.cat(list(views[start:end])) if end - start > 1 else views[start]
-                )
-            )
-            start = end
-        embedding = self.projection_head(torch.cat(feats))
+        embedding = self.projection_head(grouped_forward(self.backbone, views))
         return embedding, list(self.prototypes(embedding))
 
     @torch.no_grad()

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 import numpy as np
 import torch
@@ -42,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from selflabel.cluster import KMeans
-from selflabel.methods.base import Batch, Method, StepContext, StepOutput
+from selflabel.methods.base import Batch, Method, StepContext, StepOutput, default_group
 from selflabel.methods.network import EmbeddingNetwork
 from selflabel.ot import sinkhorn_equipartition
 
@@ -119,7 +118,7 @@ class MemoryBankMethod(Method):
     def assignment_phase(self, epoch: int = 0) -> dict[str, float]:
         """Assign every sample written to the bank since the last phase; others become -1."""
         t0 = time.perf_counter()
-        group = _default_group()
+        group = default_group()
         bank, filled = self.bank, self.bank_filled
         if group is not None:  # rows are disjoint per process, up to sampler padding: average
             count = filled.to(bank.dtype)
@@ -182,11 +181,6 @@ class MemoryBankMethod(Method):
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
-    def features(self, images: Tensor) -> Tensor:
-        out: Tensor = self.network.backbone(images)
-        return out
-
-    @torch.no_grad()
     def cluster_scores(self, images: Tensor) -> Tensor:
         _, scores = self.network([images])
         return scores[0] / self.temperature
@@ -230,9 +224,7 @@ class SeLaV2(MemoryBankMethod):
     def assign(self, embeddings: Tensor, head: int, epoch: int) -> Tensor:
         weight = self.network.prototypes.weights()[head].detach().float()
         scores = F.linear(embeddings, weight) / self.epsilon
-        res = sinkhorn_equipartition(
-            scores, 1.0, tol=self.tol, max_iter=self.max_iter
-        )
+        res = sinkhorn_equipartition(scores, 1.0, tol=self.tol, max_iter=self.max_iter)
         return res.labels
 
 
@@ -288,9 +280,3 @@ def masked_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
     if bool((targets >= 0).any()):
         return F.cross_entropy(logits, targets, ignore_index=UNASSIGNED)
     return logits.sum() * 0.0
-
-
-def _default_group() -> Any:
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        return dist.group.WORLD
-    return None

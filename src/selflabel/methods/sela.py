@@ -43,7 +43,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from selflabel.methods.base import Batch, Method, StepContext, StepOutput
+from selflabel.methods.base import Batch, Method, StepContext, StepOutput, default_group
+from selflabel.methods.network import grouped_forward
 from selflabel.models import MultiHeadClassifier
 from selflabel.ot import Potentials, sinkhorn_equipartition
 
@@ -152,7 +153,7 @@ class SeLa(Method):
         if not batch.views:
             raise ValueError("SeLa needs at least one view per batch")
         bs = batch.views[0].shape[0]
-        feats = _grouped_forward(self.backbone, batch.views)  # (V*B, D)
+        feats = grouped_forward(self.backbone, batch.views)  # (V*B, D)
         targets = self.labels[batch.indices.to(self.labels.device)]  # (B, T)
         n_views = feats.shape[0] // bs
         loss = feats.new_zeros(())
@@ -180,7 +181,7 @@ class SeLa(Method):
         finally:
             self.train(was_training)
         t_feat = time.perf_counter() - t0
-        group = _default_group()
+        group = default_group()
         iters, errors = [], []
         new = torch.full_like(self.labels, -1)
         for h in range(self.n_heads):
@@ -274,20 +275,6 @@ def head_log_probs(
     return out
 
 
-def _grouped_forward(backbone: nn.Module, views: list[Tensor]) -> Tensor:
-    """Backbone features of all views, one forward per run of same-resolution views."""
-    feats = []
-    start = 0
-    while start < len(views):
-        end = start + 1
-        while end < len(views) and views[end].shape[-2:] == views[start].shape[-2:]:
-            end += 1
-        x = torch.cat(views[start:end]) if end - start > 1 else views[start]
-        feats.append(backbone(x))
-        start = end
-    return torch.cat(feats)
-
-
 def _gather_labels(local: Tensor, group: Any) -> Tensor:
     """Combine per-process labels (-1 where another process owns the row) into the full table."""
     if group is None:
@@ -306,9 +293,3 @@ def _gather_labels(local: Tensor, group: Any) -> Tensor:
             "give label_data disjoint shards that cover the dataset"
         )
     return total
-
-
-def _default_group() -> Any:
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        return dist.group.WORLD
-    return None

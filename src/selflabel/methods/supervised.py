@@ -21,8 +21,8 @@ import torch
 from torch import Tensor, nn
 
 from selflabel.methods.base import Batch, Method, StepContext, StepOutput
+from selflabel.methods.network import grouped_forward
 from selflabel.methods.offline import UNASSIGNED, masked_cross_entropy
-from selflabel.methods.sela import _grouped_forward
 
 
 class Supervised(Method):
@@ -59,7 +59,7 @@ class Supervised(Method):
                 f"dataset index {int(idx.max())} but the labels file has {self.labels.shape[0]} "
                 "rows: use the labels of this very source"
             )
-        feats = _grouped_forward(self.backbone, batch.views)
+        feats = grouped_forward(self.backbone, batch.views)
         n_views = feats.shape[0] // batch.views[0].shape[0]
         targets = self.labels[idx]
         loss = feats.new_zeros(())

@@ -25,13 +25,12 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
-from selflabel.methods.base import Batch, Method, StepContext, StepOutput
+from selflabel.methods.base import Batch, Method, StepContext, StepOutput, default_group
 from selflabel.methods.network import EmbeddingNetwork
-from selflabel.ot import sinkhorn_codes
+from selflabel.ot import plain_sinkhorn_codes, sinkhorn_codes
 
 
 class SwAV(Method):
@@ -108,7 +107,7 @@ class SwAV(Method):
             )
         bs = views[0].shape[0]
         embedding, scores = self.network(views)  # (V*B, D), [(V*B, K_h)]
-        group = _default_group()
+        group = default_group()
         queue_in_use = self._queue_full()
         loss = embedding.new_zeros(())
         entropies: list[float] = []
@@ -158,11 +157,6 @@ class SwAV(Method):
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
-    def features(self, images: Tensor) -> Tensor:
-        out: Tensor = self.network.backbone(images)
-        return out
-
-    @torch.no_grad()
     def cluster_scores(self, images: Tensor) -> Tensor:
         _, scores = self.network([images])
         return scores[0] / self.temperature
@@ -200,13 +194,6 @@ def _mean_entropy(q: Tensor) -> float:
     return float(-(q * torch.log(q.clamp_min(1e-12))).sum(1).mean())
 
 
-def _default_group() -> object:
-    """The world group when running distributed, else None (single process)."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        return dist.group.WORLD
-    return None
-
-
 def swav_loss_plain(
     scores: Sequence[Tensor], n_global: int, temperature: float, eps: float
 ) -> Tensor:
@@ -218,15 +205,7 @@ def swav_loss_plain(
     loss = scores[0].new_zeros(())
     for s in range(n_global):
         with torch.no_grad():
-            q = torch.exp(scores[s].detach() / eps).t()
-            q /= q.sum()
-            k, b = q.shape
-            for _ in range(3):
-                q /= q.sum(dim=1, keepdim=True)
-                q /= k
-                q /= q.sum(dim=0, keepdim=True)
-                q /= b
-            q = (q * b).t()
+            q = plain_sinkhorn_codes(scores[s].detach(), eps=eps, n_iters=3)
         sub = scores[0].new_zeros(())
         for t in range(len(scores)):
             if t != s:
