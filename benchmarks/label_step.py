@@ -1,10 +1,10 @@
 """SeLa label step at ImageNet-like shape on the CPU: N samples, K clusters, T heads.
 
-Times :meth:`selflabel.methods.sela.SeLa.label_step`'s solver part — per head: logits and
-``log_softmax`` from fixed features, then the equipartition solver (cold, then warm-started from the
-previous potentials after a small change of the features, as between two label steps) — and, in the
-same run, a **one-pass floor**: per head, the logits, one ``log_softmax`` and one ``exp`` pass over
-the N x K matrix (what any label step must at least do). The ratio step/floor is what to compare
+Times :meth:`selflabel.methods.sela.SeLa.label_step`'s solver part — per head: logits from fixed
+features, then the equipartition solver (cold, then warm-started from the previous potentials after
+a small change of the features, as between two label steps) — and, in the same run, a **one-pass
+floor**: per head, the logits and one ``exp`` pass over the N x K matrix (what any label step must
+at least do). The ratio step/floor is what to compare
 across noisy, shared machines.
 
 Usage::
@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from selflabel.methods.sela import SeLa, head_log_probs
+from selflabel.methods.sela import SeLa, head_scores
 
 
 class FeatureTable(nn.Module):
@@ -42,7 +42,7 @@ class FeatureTable(nn.Module):
 def floor_seconds(sela: SeLa, feats: Tensor) -> float:
     t0 = time.perf_counter()
     for head in sela.heads.heads():
-        lp = head_log_probs(feats, head.weight.detach(), head.bias.detach())
+        lp = head_scores(feats, head.weight, head.bias)
         lp.exp_()
         float(lp.sum())
     return time.perf_counter() - t0

@@ -9,7 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from selflabel.methods import Batch, StepContext
-from selflabel.methods.sela import SeLa, head_log_probs, label_step_epochs, label_step_times
+from selflabel.methods.sela import SeLa, head_scores, label_step_epochs, label_step_times
+from selflabel.ot import sinkhorn_equipartition
 
 
 class TinyBackbone(nn.Module):
@@ -113,9 +114,23 @@ def test_augmented_label_passes_are_averaged() -> None:
     assert modes == [True, True, True]
     feats = torch.randn(2, 5, 4)
     w, b = torch.randn(3, 4), torch.randn(3)
-    lp = head_log_probs(feats, w, b, chunk_rows=2)
-    ref = (torch.log_softmax(feats[0] @ w.T + b, 1) + torch.log_softmax(feats[1] @ w.T + b, 1)) / 2
-    assert torch.allclose(lp, ref, atol=1e-6)
+    scores = head_scores(feats, w, b)
+    assert torch.allclose(scores, (feats[0] @ w.T + feats[1] @ w.T) / 2 + b, atol=1e-5)
+    buf = torch.empty(5, 3)
+    assert head_scores(feats, w, b, out=buf) is buf
+    assert torch.allclose(buf, scores)
+
+
+def test_label_step_on_logits_equals_label_step_on_log_probs() -> None:
+    # the label step skips log_softmax: a per-row shift changes nothing of the solution
+    g = torch.Generator().manual_seed(3)
+    feats = torch.randn(2, 400, 8, generator=g)
+    w, b = torch.randn(20, 8, generator=g), torch.randn(20, generator=g)
+    log_p = sum(torch.log_softmax(feats[a] @ w.T + b, 1) for a in range(2)) / 2
+    a = sinkhorn_equipartition(head_scores(feats, w, b), lam=10.0, tol=1e-5)
+    ref = sinkhorn_equipartition(log_p, lam=10.0, tol=1e-5)
+    assert torch.equal(a.labels, ref.labels)
+    assert torch.allclose(a.potentials.g, ref.potentials.g, atol=1e-3)
 
 
 def test_training_step_multi_head_shapes_and_gradients() -> None:

@@ -9,7 +9,7 @@ initialised balanced at random). Training alternates:
 * **label steps** at ``t_i = (i / (M - 1))**2`` of training (``i = 0 .. M-1``, so the first on the
   un-trained network before epoch 0 and the last after the final epoch): the features of the
   whole dataset are computed in eval mode without augmentation (or averaged over ``A`` augmented
-  passes), each head's ``log_softmax`` is relabelled by the equipartition solver
+  passes), each head's logits are relabelled by the equipartition solver
   (:func:`selflabel.ot.equipartition.sinkhorn_equipartition`), warm-started from that head's
   potentials of the previous label step (buffer ``potentials`` (T, K)).
 
@@ -207,7 +207,7 @@ class SeLa(Method):
         potentials. Subclasses may replace the assignment (e.g. k-means for an ablation).
         """
         head = self.heads.heads()[h]
-        log_p = head_log_probs(feats, head.weight, head.bias)
+        log_p = head_scores(feats, head.weight, head.bias)
         init = None
         if bool(self.has_potentials):
             init = Potentials(g=self.potentials[h], lam=self.lam)
@@ -247,31 +247,31 @@ class SeLa(Method):
         return out
 
 
-def head_log_probs(
-    feats: Tensor, weight: Tensor, bias: Tensor | None, chunk_rows: int = 4096
+def head_scores(
+    feats: Tensor, weight: Tensor, bias: Tensor | None, out: Tensor | None = None
 ) -> Tensor:
-    """``mean_a log_softmax(feats[a] @ weight.T + bias)`` as one contiguous float32 (n, K) matrix.
+    """``mean_a (feats[a] @ weight.T + bias)``: a head's logits as one contiguous float32 (n, K).
 
-    ``feats`` is (A, n, D) (A passes, averaged in log space: the paper's expectation over
-    augmentations) or (n, D). Filled chunk by chunk: peak memory is the result plus one chunk.
+    ``feats`` is (A, n, D) (A passes: the paper's expectation over augmentations) or (n, D).
+    The label step needs no ``log_softmax``: ``mean_a log_softmax(z_a)`` differs from
+    ``mean_a z_a`` by a constant per row, and the equipartition problem's solution (plan, labels,
+    cluster potentials) does not change when a row is shifted by a constant. Written into
+    ``out`` when given (a reusable (n, K) float32 buffer), otherwise allocated.
     """
     if feats.ndim == 2:
         feats = feats[None]
     passes, n, _ = feats.shape
-    out = torch.empty(n, weight.shape[0], dtype=torch.float32, device=feats.device)
-    w = weight.float()
-    b = None if bias is None else bias.float()
-    for lo in range(0, n, chunk_rows):
-        hi = min(n, lo + chunk_rows)
-        dst = out[lo:hi]
-        for a in range(passes):
-            lp = torch.log_softmax(F.linear(feats[a, lo:hi].float(), w, b), dim=1)
-            if a == 0:
-                dst.copy_(lp)
-            else:
-                dst.add_(lp)
-        if passes > 1:
-            dst.div_(passes)
+    k = weight.shape[0]
+    if out is None:
+        out = torch.empty(n, k, dtype=torch.float32, device=feats.device)
+    w = weight.detach().float().t()
+    b = torch.zeros(k, device=feats.device) if bias is None else bias.detach().float()
+    torch.addmm(b, feats[0].float(), w, out=out)
+    for a in range(1, passes):
+        out.addmm_(feats[a].float(), w)
+        out.add_(b)
+    if passes > 1:
+        out.div_(passes)
     return out
 
 

@@ -20,10 +20,12 @@ from selflabel.ot.distributed import all_reduce_
 # Kernel entries below exp(-_DROP) times their row's largest entry are stored as exactly 0
 # (exp() would otherwise make float32 subnormals, 10-20x slower in every later pass). The
 # scalings are re-absorbed into the kernel before their spread exceeds exp(_SPREAD), so a
-# dropped entry never stands for more than exp(_SPREAD - _DROP) = exp(-40) of its row, and
-# every product in the iterations stays above exp(-_DROP - _SPREAD) = exp(-80), a normal float.
-_DROP = 60.0
-_SPREAD = 20.0
+# dropped entry never stands for more than exp(_SPREAD - _DROP) = exp(-20) of its row (below
+# float32's resolution, 2**-23 = exp(-15.9)), and every product in the iterations stays above
+# exp(-_DROP - _SPREAD / 2 - log K) > exp(-75), a normal float (subnormals start at exp(-87.3)).
+# The wide safe range matters for speed: each absorption rewrites the kernel (an exp pass).
+_DROP = 50.0
+_SPREAD = 30.0
 _ABSORB = _SPREAD / 2  # absorb when a scaling leaves [exp(-_ABSORB), exp(_ABSORB)]
 _TINY = math.exp(-_DROP)
 
@@ -179,8 +181,8 @@ class _Solver:
 # factor omega = 2 / (1 + sqrt(1 - rho)); if the error grows, omega is halved towards 1. The
 # iterations that decide convergence use a plain sample update, so the reported error is that
 # of a plan whose rows are exact.
-_PLAIN_ITERS = 10
-_RATE_WINDOW = 5
+_PLAIN_ITERS = 4
+_RATE_WINDOW = 2
 _OMEGA_MAX = 1.9
 _PATIENCE = 5
 _CHECK_FACTOR = 8.0  # a relaxed plan's error is a few times its exact-rows error
