@@ -1,7 +1,9 @@
 """Images/s of a SwAV training step: selflabel's step against the same step written plainly.
 
-selflabel's step runs the backbone once per *resolution group* of the multi-crop batch, computes
-codes with ``selflabel.ot.sinkhorn_codes`` and the swapped-prediction loss on all heads at once.
+selflabel's step is the trainer's: the model and the views in channels_last (NHWC) layout
+(``train.channels_last``, on by default), the backbone run once per *resolution group* of the
+multi-crop batch, codes from ``selflabel.ot.sinkhorn_codes`` and the swapped-prediction loss on all
+heads at once.
 The plain step (the obvious code) runs the backbone once per crop and uses the paper's plain
 Sinkhorn and loss loops. Both do forward + backward + SGD step on the same model and batch, measured
 alternately in the same run; the ratio is what to compare across machines.
@@ -40,7 +42,8 @@ def make(backbone: str, channels: int, k: int) -> SwAV:
 def ours(swav: SwAV, opt: torch.optim.Optimizer, views: list[torch.Tensor]) -> None:
     ctx = StepContext(epoch=0, iteration=10, iters_per_epoch=1, total_iters=1)
     opt.zero_grad(set_to_none=True)
-    swav.training_step(Batch(torch.arange(len(views[0])), views), ctx).loss.backward()
+    nhwc = [v.contiguous(memory_format=torch.channels_last) for v in views]  # as the trainer does
+    swav.training_step(Batch(torch.arange(len(views[0])), nhwc), ctx).loss.backward()
     swav.on_before_optimizer_step(ctx)
     opt.step()
     swav.on_after_optimizer_step(ctx)
@@ -77,9 +80,11 @@ def run_case(
         torch.randn(b, ch, loc, loc) for _ in range(4)
     ]
     swav = make(backbone, ch, 100)
+    swav_nhwc = make(backbone, ch, 100).to(memory_format=torch.channels_last)
+    swav_nhwc.load_state_dict(swav.state_dict())
     r_ours, r_plain = [], []
     for _ in range(rounds):  # alternate to share the machine's noise
-        r_ours.append(measure(ours, swav, views, steps))
+        r_ours.append(measure(ours, swav_nhwc, views, steps))
         r_plain.append(measure(plain, swav, views, steps))
     best_o, best_p = max(r_ours), max(r_plain)
     return {"case": name, "batch": b, "ours": best_o, "plain": best_p, "ratio": best_o / best_p}

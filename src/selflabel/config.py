@@ -101,6 +101,7 @@ class TrainConfig(_Section):
     max_minutes: float | None = None
     device: str = "auto"  #: auto | cpu | cuda | cuda:N
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
+    channels_last: bool = True  #: NHWC memory format for conv backbones (CPU and GPU)
     sync_bn: bool = True
     threads: int | None = None  #: torch CPU threads (None: torch's default)
     keep_checkpoint_every: int | None = Field(None, ge=1)  #: also keep checkpoint_epochN.pt

@@ -88,6 +88,7 @@ class Trainer:
         out_dir: str | Path,
         device: str | torch.device = "cpu",
         amp: str = "auto",
+        channels_last: bool = False,
         wd_schedule: Schedule | None = None,
         grad_clip: float | None = None,
         max_minutes: float | None = None,
@@ -134,7 +135,10 @@ class Trainer:
         self.rank, self.world_size = get_rank(), get_world_size()
         self.resume, self.resume_ignore, self.show_progress = resume, resume_ignore, progress
         self.seed = seed
+        self.channels_last = channels_last
         self.method.to(self.device)
+        if channels_last:  # NHWC convolutions: faster on GPU with AMP and on CPU (oneDNN)
+            self.method.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self._step_module = wrap_ddp(
             _StepModule(method), self.device, sync_bn, find_unused_parameters=find_unused_parameters
         )
@@ -231,6 +235,11 @@ class Trainer:
             collapse,
         )
 
+    def _layout(self, view: Tensor) -> Tensor:
+        if self.channels_last and view.ndim == 4:
+            return view.contiguous(memory_format=torch.channels_last)
+        return view
+
     def _train_step(self, data: Any, ctx: StepContext, t_start: float) -> tuple[float, bool]:
         indices, images, labels = data
         t0 = time.perf_counter()
@@ -238,7 +247,7 @@ class Trainer:
         images = images.to(dev, non_blocking=True)
         batch = Batch(
             indices=indices.to(dev, non_blocking=True),
-            views=list(self.augment(images)),
+            views=[self._layout(v) for v in self.augment(images)],
             labels=None if labels is None else labels.to(dev, non_blocking=True),
         )
         lr = self.state.lr = self._lr(ctx.iteration)

@@ -128,6 +128,8 @@ class SeLa(Method):
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))  # schedule index
         #: statistics of the last label step (not state: logs only)
         self.last_label_step: dict[str, float] = {}
+        #: during a label step: the (n, K) logits and kernel matrices shared by its heads
+        self._buffers_for_step: tuple[Tensor, ...] | None = None
 
     # ------------------------------------------------------------------ hooks
     def on_epoch_start(self, ctx: StepContext) -> None:
@@ -184,11 +186,14 @@ class SeLa(Method):
         group = default_group()
         iters, errors = [], []
         new = torch.full_like(self.labels, -1)
-        for h in range(self.n_heads):
-            labels, n_iter, error = self.assign_head(h, feats, group)
-            new[indices.to(new.device), h] = labels.to(new.device)
-            iters.append(n_iter)
-            errors.append(error)
+        try:
+            for h in range(self.n_heads):
+                labels, n_iter, error = self.assign_head(h, feats, group)
+                new[indices.to(new.device), h] = labels.to(new.device)
+                iters.append(n_iter)
+                errors.append(error)
+        finally:
+            self._buffers_for_step = None  # the N x K matrices live for one label step only
         self.has_potentials.fill_(True)
         self.labels.copy_(_gather_labels(new, group))
         self.last_label_step = {
@@ -207,12 +212,24 @@ class SeLa(Method):
         potentials. Subclasses may replace the assignment (e.g. k-means for an ablation).
         """
         head = self.heads.heads()[h]
-        log_p = head_scores(feats, head.weight, head.bias)
+        if self._buffers_for_step is None:
+            n, k = feats.shape[-2], self.n_clusters
+            self._buffers_for_step = tuple(
+                torch.empty(n, k, dtype=torch.float32, device=feats.device) for _ in range(2)
+            )
+        logits, kernel = self._buffers_for_step
+        head_scores(feats, head.weight, head.bias, out=logits)
         init = None
         if bool(self.has_potentials):
             init = Potentials(g=self.potentials[h], lam=self.lam)
         res = sinkhorn_equipartition(
-            log_p, self.lam, init=init, tol=self.tol, max_iter=self.max_iter, group=group
+            logits,
+            self.lam,
+            init=init,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            group=group,
+            workspace=kernel,
         )
         self.potentials[h].copy_(res.potentials.g.to(self.potentials.device))
         return res.labels, res.n_iter, res.error

@@ -124,6 +124,7 @@ def sinkhorn_equipartition(
     r: Tensor | None = None,
     inplace: bool = False,
     chunk_rows: int | None = None,
+    workspace: Tensor | None = None,
 ) -> EquipartitionResult:
     """SeLa's label step: balanced self-labels from log-probabilities by entropic OT.
 
@@ -158,6 +159,11 @@ def sinkhorn_equipartition(
             estimate ``g`` before writing; prefer warm starts.
         chunk_rows: rows processed at once in the exp passes (default: ~4 MiB of floats on
             CPU, ~256 MiB on GPU).
+        workspace: optional contiguous float32 ``(N, K)`` tensor on ``log_p``'s device to use
+            as the working matrix (overwritten) instead of allocating one; lets a caller that
+            solves several problems of one shape (SeLa's heads) allocate it once. Freshly
+            allocated memory costs a page fault per 4 KiB on first touch: ~0.3 s per 720 MB
+            on a CPU. Ignored with ``inplace=True``.
 
     Returns:
         :class:`EquipartitionResult` with ``labels`` (N,), ``potentials``, ``n_iter``,
@@ -203,10 +209,22 @@ def sinkhorn_equipartition(
         prior = prior / prior.sum()
     b = prior * N
     chunk = int(chunk_rows) if chunk_rows else _default_chunk(K, dev)
+    if workspace is not None and not inplace:
+        if (
+            workspace.shape != log_p.shape
+            or workspace.dtype != torch.float32
+            or workspace.device != dev
+            or not workspace.is_contiguous()
+            or workspace.data_ptr() == log_p.data_ptr()
+        ):
+            raise ValueError(
+                f"workspace must be a contiguous float32 tensor of shape {tuple(log_p.shape)} on "
+                f"{dev}, distinct from log_p (use inplace=True to reuse log_p's storage)"
+            )
 
     t0 = _clock(dev)
     with torch.autocast(device_type=dev.type, enabled=False):
-        s = _Solver(log_p, lam, b, inplace, group, chunk)
+        s = _Solver(log_p, lam, b, inplace, group, chunk, workspace)
         g0 = _resolve_init(init, lam, K, dev)
         if g0 is None:
             g0 = torch.log(prior)

@@ -52,6 +52,7 @@ class _Solver:
         inplace: bool,
         group: Any,
         chunk: int,
+        workspace: Tensor | None = None,
     ) -> None:
         self.log_p = log_p
         self.lam = lam
@@ -62,7 +63,12 @@ class _Solver:
         N, K = log_p.shape
         self.n_local = N
         dev = log_p.device
-        self.W = log_p if inplace else torch.empty((N, K), dtype=torch.float32, device=dev)
+        if inplace:
+            self.W = log_p
+        elif workspace is not None:
+            self.W = workspace
+        else:
+            self.W = torch.empty((N, K), dtype=torch.float32, device=dev)
         self.f = torch.zeros(N, dtype=torch.float32, device=dev)  # W = exp(lam lp + f + g)
         self.g = torch.zeros(K, dtype=torch.float32, device=dev)
         self.u = torch.ones(N, dtype=torch.float32, device=dev)

@@ -117,6 +117,7 @@ def train_job(cfg: RunConfig, run_dir: Path | None = None) -> JobResult:
         out_dir=run_dir,
         device=device,
         amp=cfg.train.amp,
+        channels_last=cfg.train.channels_last,
         grad_clip=o.grad_clip,
         max_minutes=cfg.train.max_minutes,
         checkpoint_every=cfg.train.keep_checkpoint_every,
