@@ -13,6 +13,11 @@ Protocol (also written into ``metrics.json``):
 * kNN: weighted kNN (cosine, k, T) from the train source to the test source when there is one,
   otherwise leave-one-out on the train source;
 * ``baseline_kmeans_raw``: the clustering benchmark on raw pixels scaled to [0, 1].
+
+The run's cluster labels (``labels.csv``, the galleries): the method's own clusters when its main
+head has exactly ``k`` clusters (``labels_from: "head"``; e.g. SwAV with ``n_prototypes: [10]`` on a
+10-class set), otherwise k-means with ``k`` clusters on the L2-normalised features
+(``labels_from: "kmeans"``).
 """
 
 from __future__ import annotations
@@ -138,7 +143,12 @@ def evaluate_run(
         values["baseline_kmeans_raw"] = baseline["acc"]
         values["baseline_kmeans_raw_nmi"] = baseline["nmi"]
         values["baseline_detail"] = baseline
-    out.clusters, out.cluster_confidence = _kmeans_labels(pred.features, k, cfg.seed)
+    if int(getattr(method, "n_clusters", 0)) == k:
+        out.clusters, out.cluster_confidence = pred.prototype, pred.confidence
+        values["labels_from"] = "head"
+    else:
+        out.clusters, out.cluster_confidence = _kmeans_labels(pred.features, k, cfg.seed)
+        values["labels_from"] = "kmeans"
     values["prototypes_used"] = int(np.unique(pred.prototype).size)
     values["eval_seconds"] = round(time.perf_counter() - t0, 2)
     out.values = values
