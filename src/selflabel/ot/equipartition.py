@@ -209,18 +209,11 @@ def sinkhorn_equipartition(
         prior = prior / prior.sum()
     b = prior * N
     chunk = int(chunk_rows) if chunk_rows else _default_chunk(K, dev)
-    if workspace is not None and not inplace:
-        if (
-            workspace.shape != log_p.shape
-            or workspace.dtype != torch.float32
-            or workspace.device != dev
-            or not workspace.is_contiguous()
-            or workspace.data_ptr() == log_p.data_ptr()
-        ):
-            raise ValueError(
-                f"workspace must be a contiguous float32 tensor of shape {tuple(log_p.shape)} on "
-                f"{dev}, distinct from log_p (use inplace=True to reuse log_p's storage)"
-            )
+    if workspace is not None and not inplace and not _valid_workspace(workspace, log_p):
+        raise ValueError(
+            f"workspace must be a contiguous float32 tensor of shape {tuple(log_p.shape)} on "
+            f"{dev}, distinct from log_p (use inplace=True to reuse log_p's storage)"
+        )
 
     t0 = _clock(dev)
     with torch.autocast(device_type=dev.type, enabled=False):
@@ -279,6 +272,16 @@ def sinkhorn_equipartition(
         n_absorb=n_absorb,
         lam=lam,
         timings={"kernel": t1 - t0, "iterations": t2 - t1, "rounding": t3 - t2},
+    )
+
+
+def _valid_workspace(workspace: Tensor, log_p: Tensor) -> bool:
+    return (
+        workspace.shape == log_p.shape
+        and workspace.dtype == torch.float32
+        and workspace.device == log_p.device
+        and workspace.is_contiguous()
+        and workspace.data_ptr() != log_p.data_ptr()
     )
 
 
