@@ -252,9 +252,6 @@ def sinkhorn_equipartition(
 
             offset = f
 
-        first = None
-        if s.first_choice_valid:  # each row's best cluster, recorded in the solver's last pass
-            first = (s.first_index, torch.log(s.first_value).add_(torch.log(s.u)))
         labels = balanced_labels(
             row_scores,
             N_local,
@@ -264,7 +261,6 @@ def sinkhorn_equipartition(
             group=group,
             device=dev,
             chunk_rows=chunk,
-            first_choice=first,
         )
     t3 = _clock(dev)
     return EquipartitionResult(

@@ -10,9 +10,8 @@ It stays close to the plan: every sample first asks for its most likely cluster;
 is asked by more samples than it can hold keeps those with the highest plan probability; the
 others ask for their most likely cluster that still has room, and so on. Samples whose most
 likely cluster has room keep it, so when the plan is already balanced (large ``lam``, converged)
-the labels are its argmax. The cost is one pass over the rows (argmax; none when the caller
-passes ``first_choice``) plus passes over the few rejected rows; memory is O(N + K) plus one chunk
-of rows.
+the labels are its argmax. The cost is one pass over the rows (argmax) plus passes over the few
+rejected rows; memory is O(N + K) plus one chunk of rows.
 """
 
 from __future__ import annotations
@@ -95,7 +94,6 @@ def balanced_labels(
     group: Any = None,
     device: torch.device | str | None = None,
     chunk_rows: int | None = None,
-    first_choice: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
     """Hard labels with prescribed cluster sizes, close to a transport plan.
 
@@ -113,10 +111,6 @@ def balanced_labels(
         group: ``None`` (single process) or a process group over which the rows are sharded.
         device: where the labels live (default: CPU).
         chunk_rows: rows scored at once (bounds the temporary memory).
-        first_choice: optional ``(cluster (n_rows,), score (n_rows,))``: every row's most
-            likely cluster and its score *including* ``row_offset``, when the caller already
-            has them (the Sinkhorn solver records them in its last pass); saves the pass over
-            all rows that finds them. ``row_scores`` is then only called for rejected rows.
 
     Returns:
         LongTensor ``(n_rows,)`` of this process's labels. Over all processes, cluster ``k``
@@ -140,16 +134,12 @@ def balanced_labels(
         if row_offset is not None
         else torch.zeros(n_rows, dtype=torch.float32, device=dev)
     )
-    if first_choice is not None:
-        prop.copy_(first_choice[0])
-        prop_score.copy_(first_choice[1])
-    else:
-        for lo in range(0, n_rows, chunk_rows):
-            hi = min(lo + chunk_rows, n_rows)
-            best = row_scores(slice(lo, hi)).max(dim=1)
-            prop[lo:hi] = best.indices.to(dev)
-            prop_score[lo:hi] = best.values.to(dev, torch.float32)
-        prop_score += offset
+    for lo in range(0, n_rows, chunk_rows):
+        hi = min(lo + chunk_rows, n_rows)
+        best = row_scores(slice(lo, hi)).max(dim=1)
+        prop[lo:hi] = best.indices.to(dev)
+        prop_score[lo:hi] = best.values.to(dev, torch.float32)
+    prop_score += offset
     demand = torch.bincount(prop, minlength=K).to(torch.float64)
     all_reduce_(demand, group)
     room = balanced_capacities(n_total, prior, demand).to(dev)

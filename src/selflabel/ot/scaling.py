@@ -74,11 +74,6 @@ class _Solver:
         self.u = torch.ones(N, dtype=torch.float32, device=dev)
         self.v = torch.ones(K, dtype=torch.float32, device=dev)
         self.kernel_written = False
-        # each row's largest entry of W * v and its column, from the last plain fused pass that
-        # was asked for them (valid while `first_choice_valid`): the rounding's first proposals
-        self.first_value = torch.empty(0, dtype=torch.float32, device=dev)
-        self.first_index = torch.empty(0, dtype=torch.long, device=dev)
-        self.first_choice_valid = False
         # rows per fused chunk: ~2 MiB (stays in a core's L2 cache between the two products)
         self.fused_rows = max(1, (1 << 19) // max(K, 1)) if dev.type == "cpu" else max(N, 1)
 
@@ -107,7 +102,6 @@ class _Solver:
             self.u[lo:hi] = w.sum(dim=1).reciprocal_()
         self.v.fill_(1.0)
         self.kernel_written = True
-        self.first_choice_valid = False
 
     def rescale_kernel(self) -> None:
         """In-place absorption: W <- W * v (and re-thresholded), g += log v, u = 1/rowsum."""
@@ -123,7 +117,6 @@ class _Solver:
             self.f[lo:hi] -= torch.log(m.squeeze(1))
             self.u[lo:hi] = w.sum(dim=1).reciprocal_()
         self.v.fill_(1.0)
-        self.first_choice_valid = False
 
     def column_logsumexp(self) -> Tensor:
         """log sum_n exp(lam * log_p + f + log u) per cluster, over all processes (exp pass)."""
@@ -149,20 +142,13 @@ class _Solver:
         return safe + torch.log(S)
 
     # ----------------------------------------------------------------- iterations
-    def fused_pass(self, omega: float, first_choice: bool = False) -> Tensor:
+    def fused_pass(self, omega: float) -> Tensor:
         """Sample update ``u = u^(1-omega) (1 / (W v))^omega`` fused with the cluster sums.
 
         Returns ``W^T u`` (K,) with the new plan's row error ``sum |u * (W v) - 1|`` appended,
         reduced over the group. On CPU the rows are processed in cache-sized chunks, so each
         chunk is read from memory once for both products: one pass over W per iteration.
-        ``first_choice`` also records each row's largest ``W * v`` entry and its column while
-        the chunk is in cache (when this pass turns out to be the last, the rounding then
-        needs no pass of its own over the matrix).
         """
-        self.first_choice_valid = False
-        if first_choice and self.first_index.numel() != self.n_local:
-            self.first_value = torch.empty_like(self.u)
-            self.first_index = torch.empty(self.n_local, dtype=torch.long, device=self.u.device)
         K = self.v.numel()
         out = torch.zeros(K + 1, dtype=torch.float32, device=self.v.device)
         if self.n_local == 0:
@@ -174,8 +160,6 @@ class _Solver:
             hi = min(lo + step, self.n_local)
             w = self.W[lo:hi]
             rs = torch.mv(w, self.v, out=row_sums[lo:hi])
-            if first_choice:
-                torch.max(w * self.v, dim=1, out=(self.first_value[lo:hi], self.first_index[lo:hi]))
             u = self.u[lo:hi]
             if omega == 1.0:
                 torch.reciprocal(rs, out=u)
@@ -185,7 +169,6 @@ class _Solver:
             c.addmv_(w.t(), u)
         if omega != 1.0:
             out[-1] = (self.u * row_sums - 1.0).abs_().sum()
-        self.first_choice_valid = first_choice and omega == 1.0
         return all_reduce_(out, self.group)
 
     def column_sums(self, extra: Tensor) -> Tensor:
@@ -286,9 +269,7 @@ def _iterate(s: _Solver, b: Tensor, N: float, tol: float, max_iter: int) -> tupl
         plain = omega == 1.0 or (err <= _CHECK_FACTOR * tol and n_iter - last_check >= _PATIENCE)
         if plain:
             last_check = n_iter
-        # a plain pass close to tol may be the last: record the rounding's first proposals
-        record = plain and err <= _CHECK_FACTOR * tol
-        pending = s.fused_pass(1.0 if plain else omega, first_choice=record)
+        pending = s.fused_pass(1.0 if plain else omega)
         rows_exact = plain
 
 
