@@ -214,6 +214,12 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)
 
 
+def _labels_origin(run: RunFiles) -> str:
+    if run.metrics.get("labels_from") == "head":
+        return "the method's own head, arg-max prototype"
+    return "one k-means run on the final features"
+
+
 def _sizes_section(run: RunFiles, out: Path, report: Report) -> str:
     if run.labels is None or len(run.labels) == 0:
         body = h.note("no labels.csv in the run directory: no cluster sizes.")
@@ -222,8 +228,11 @@ def _sizes_section(run: RunFiles, out: Path, report: Report) -> str:
         k = max(k or 0, int(run.labels.cluster.max()) + 1)
         path = plot_cluster_sizes(run.labels.cluster, out / "cluster_sizes.png", n_clusters=k)
         report.images.append(path)
-        body = h.figure(path.name, "images per cluster (column `cluster` of labels.csv: k-means "
-                        "on the final features), sorted by size; the dashed line is an equal split")
+        caption = (
+            f"images per cluster (column `cluster` of labels.csv: {_labels_origin(run)}), "
+            "sorted by size; the dashed line is an equal split"
+        )
+        body = h.figure(path.name, caption)
     return h.section("Cluster sizes", body, anchor="clusters")
 
 
@@ -306,7 +315,7 @@ def _confusion_section(
                     "(Hungarian, extra clusters to their majority class); rows sum to 1")
     body += (f"<p>Accuracy of these clusters: <b>{conf.accuracy:.4f}</b> "
              f"({int(np.trace(conf.matrix))} of {conf.total} images). These are the "
-             "clusters of labels.csv (one k-means run on the final features), so the figure can "
-             "differ from <code>acc</code> above, a mean over seeds.</p>")
+             f"clusters of labels.csv ({_labels_origin(run)}), so the figure can "
+             "differ from <code>acc</code> above, the features' k-means mean over seeds.</p>")
     body += h.details("cluster → class mapping", h.pre(mapping))
     return h.section("Confusion matrix", body, anchor="confusion")
