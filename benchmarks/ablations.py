@@ -10,15 +10,16 @@ Groups (``--group``, repeatable; default: all training groups):
 * ``eval`` — the clustering benchmark's own knobs on one trained model (``--checkpoint RUN``):
   over-clustering 1x / 1.5x / 3x and PCA dimension none / 16 / 32 / 64 (no training).
 
-Every training run uses ``--preset`` (default ``demo``: SwAV on the bundled 10k Fashion-MNIST test
-images) with ``--epochs`` and the group's override; ``--seeds`` runs each setting with seeds
+Every training run uses ``--preset`` (default: the group's, ``demo`` = SwAV on the bundled 10k
+Fashion-MNIST test images, 12 epochs) with the group's override, trained to the end of the
+preset's schedule (or ``--epochs``); ``--seeds`` runs each setting with seeds
 0..S-1 and reports mean ± std. Runs are deterministic for a seed, so the figures do not depend on
 the machine's load; minutes are reported for information only. Prints one JSON line per run and a
 markdown table per group.
 
 Usage::
 
-    OMP_WAIT_POLICY=PASSIVE python benchmarks/ablations.py --epochs 8 --group sinkhorn-iters
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/ablations.py --group sinkhorn-iters
     python benchmarks/ablations.py --group eval --checkpoint runs/swav-demo-...
 """
 
@@ -54,15 +55,20 @@ GROUPS: dict[str, tuple[str, list[tuple[str, list[str]]]]] = {
 METRICS = ("acc", "nmi", "head_acc", "knn")
 
 
-def train_once(preset: str, overrides: list[str], epochs: int, seed: int, out: Path) -> dict:
+def train_once(
+    preset: str, overrides: list[str], epochs: int | None, seed: int, out: Path
+) -> dict:
+    """One run of ``preset`` with ``overrides`` to the end of its schedule (``epochs``: the
+    preset's own when None); returns its figures."""
     from selflabel.config import load_config
     from selflabel.run.job import train_job
 
+    length = [] if epochs is None else [f"train.epochs={epochs}"]
     cfg = load_config(
         preset,
         [
             *overrides,
-            f"train.epochs={epochs}",
+            *length,
             "train.max_minutes=null",
             f"seed={seed}",
             "eval.gallery_per_cluster=0",
@@ -82,15 +88,15 @@ def run_group(name: str, args: argparse.Namespace, work: Path) -> str:
     preset, settings = GROUPS[name]
     preset = args.preset or preset
     lines = [
-        f"**{name}** (`{preset}` preset, {args.epochs} epochs, seeds 0..{args.seeds - 1})",
+        f"**{name}** (`{preset}` preset, {args.epochs or 'its'} epochs, seeds 0..{args.seeds - 1})",
         "",
         "| setting | ACC (k-means) | NMI | head ACC | kNN | raw-pixel ACC |",
         "|---|---|---|---|---|---|",
     ]
     for label, overrides in settings:
-        rows = []
+        rows: list[dict] = []
         for seed in range(args.seeds):
-            tag = f"{name}-{len(rows)}-{label}-{seed}".replace(" ", "_").replace("/", "_")
+            tag = f"{name}-{label}-{seed}".replace(" ", "_").replace("/", "_")
             res = train_once(preset, overrides, args.epochs, seed, work / tag)
             print(json.dumps({"group": name, "setting": label, "seed": seed, **res}), flush=True)
             rows.append(res)
@@ -114,7 +120,7 @@ def eval_group(checkpoint: Path, seeds: int) -> str:
     with torch.no_grad():
         for lo in range(0, len(src), 1000):
             _, x, y = src.get_batch(torch.arange(lo, min(lo + 1000, len(src))))
-            feats.append(model.features(tf(x)).float())
+            feats.append(model.features(tf(x)).float())  # type: ignore[operator]
             labels.append(y)
     inputs = {"features": torch.cat(feats).numpy(), "raw pixels": raw_pixels(src)}
     y_all = torch.cat(labels).numpy()
@@ -126,12 +132,12 @@ def eval_group(checkpoint: Path, seeds: int) -> str:
     ]
     settings: list[tuple[float, int | None]] = [(o, None) for o in (1.0, 1.5, 3.0)]
     settings += [(1.0, d) for d in (16, 32, 64)]
-    for name, x in inputs.items():
+    for name, arr in inputs.items():
         for over, pca in settings:
-            if pca is not None and pca > x.shape[1]:
+            if pca is not None and pca > arr.shape[1]:
                 continue
             r = cluster_benchmark(
-                np.ascontiguousarray(x, dtype=np.float32), y_all, k=10, seeds=seeds,
+                np.ascontiguousarray(arr, dtype=np.float32), y_all, k=10, seeds=seeds,
                 overcluster=over, pca_dim=pca, progress=False,
             )
             mu, sd = r.mean(), r.std()
@@ -149,7 +155,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--group", action="append", choices=[*GROUPS, "eval"])
     ap.add_argument("--preset", default=None, help="preset for every training group")
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--epochs", type=int, default=None, help="default: each preset's own")
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--checkpoint", type=Path, help="run directory for --group eval")
     ap.add_argument("--out", type=Path, default=None, help="keep the runs here")
