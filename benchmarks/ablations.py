@@ -109,21 +109,17 @@ def run_group(name: str, args: argparse.Namespace, work: Path) -> str:
 def eval_group(checkpoint: Path, seeds: int) -> str:
     from selflabel.cluster import cluster_benchmark
     from selflabel.commands.extract import load_eval_model
-    from selflabel.data import EvalTransform, load_source
-    from selflabel.run.evaluation import raw_pixels
+    from selflabel.data import load_source
+    from selflabel.methods import Method
+    from selflabel.run.evaluation import predict, raw_pixels
 
     src = load_source("demo")
     model, _ = load_eval_model(checkpoint, src, None)
-    model.eval()
-    tf = EvalTransform(mean=src.mean, std=src.std)
-    feats, labels = [], []
-    with torch.no_grad():
-        for lo in range(0, len(src), 1000):
-            _, x, y = src.get_batch(torch.arange(lo, min(lo + 1000, len(src))))
-            feats.append(model.features(tf(x)).float())  # type: ignore[operator]
-            labels.append(y)
-    inputs = {"features": torch.cat(feats).numpy(), "raw pixels": raw_pixels(src)}
-    y_all = torch.cat(labels).numpy()
+    if not isinstance(model, Method):
+        raise SystemExit(f"{checkpoint} is not a selflabel run directory or checkpoint")
+    pred = predict(model, src, torch.device("cpu"))  # eval mode, no augmentation
+    inputs = {"features": pred.features, "raw pixels": raw_pixels(src)}
+    y_all = pred.labels
     lines = [
         f"**eval** (`{checkpoint}`, clustering benchmark, seeds 0..{seeds - 1})",
         "",

@@ -143,7 +143,7 @@ def evaluate_run(
         values["baseline_kmeans_raw"] = baseline["acc"]
         values["baseline_kmeans_raw_nmi"] = baseline["nmi"]
         values["baseline_detail"] = baseline
-    if int(getattr(method, "n_clusters", 0)) == k:
+    if method.n_clusters == k:
         out.clusters, out.cluster_confidence = pred.prototype, pred.confidence
         values["labels_from"] = "head"
     else:
