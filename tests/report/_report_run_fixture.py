@@ -49,7 +49,9 @@ def write_run(root: Path, *, labelled: bool = True, history: bool = True) -> Pat
                         "clustering_benchmark": {"protocol": {"k": 4, "seeds": [0, 1]}},
                         "head_acc": 0.5, "head_nmi": 0.4, "head_ami": 0.3, "head_ari": 0.2,
                         "knn": 0.95, "knn_protocol": "weighted kNN k=20 T=0.07 <cosine>",
-                        "baseline_kmeans_raw": 0.6, "baseline_kmeans_raw_nmi": 0.5})
+                        "baseline_kmeans_raw": 0.6, "baseline_kmeans_raw_nmi": 0.5,
+                        "test_acc": 0.7123, "test_std": {"acc": 0.0456}, "test_head_acc": 0.6789,
+                        "test_protocol": "40 test images <held out>"})
     (run / "metrics.json").write_text(json.dumps(metrics))
     with open(run / "labels.csv", "w", newline="") as f:
         w = csv.writer(f)

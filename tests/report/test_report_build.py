@@ -45,6 +45,9 @@ def test_labelled_run_has_every_section(tmp_path: Path) -> None:
                      "Confusion matrix", "most confident"):
         assert expected in text, expected
     assert "weighted kNN k=20 T=0.07 &lt;cosine&gt;" in text  # protocol strings are escaped
+    for expected in ("test_acc", "0.7123", "0.0456", "test_head_acc", "0.6789",
+                     "40 test images &lt;held out&gt;"):
+        assert expected in text, expected
     assert "no ground-truth labels" not in text
     # the hand-made clusters: one image of each class (of 12) in the wrong cluster
     assert "Accuracy of these clusters: <b>0.9167</b> (44 of 48 images)" in text

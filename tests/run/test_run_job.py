@@ -63,6 +63,22 @@ def test_train_writes_a_complete_run_directory(tiny_npz: Path, tmp_path: Path) -
     assert all(0.0 <= float(r["confidence"]) <= 1.0 for r in rows)
 
 
+def test_test_split_figures_are_the_benchmark_on_the_test_images(
+    tiny_npz: Path, tmp_path: Path
+) -> None:
+    """With the training images as test source, every test_* figure equals its train twin."""
+    out = tmp_path / "run"
+    _train(["--data", str(tiny_npz), "--epochs", "1", "--out", str(out), *FAST,
+            f"data.test_source={tiny_npz}", "eval.gallery_per_cluster=0"])
+    m = json.loads((out / "metrics.json").read_text())
+    for name in ("acc", "nmi", "ami", "ari", "head_acc", "head_nmi", "head_ami", "head_ari"):
+        assert m[f"test_{name}"] == pytest.approx(m[name], abs=1e-9), name
+    assert m["test_baseline_kmeans_raw"] == pytest.approx(m["baseline_kmeans_raw"], abs=1e-9)
+    assert m["test_std"].keys() == {"acc", "nmi", "ami", "ari"}
+    assert "96 test images" in m["test_protocol"]
+    assert m["knn_protocol"].endswith("train -> test (96 images)")
+
+
 def test_rerun_resumes_and_extends(tiny_npz: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     _train(["--data", str(tiny_npz), "--epochs", "1", "--out", str(out), *FAST])

@@ -163,12 +163,17 @@ def _metrics(run: RunFiles, labelled: bool) -> str:
         (["knn"], str(m.get("knn_protocol", "weighted kNN"))),
         (["baseline_kmeans_raw", "baseline_kmeans_raw_nmi"],
          "acc and nmi of the same benchmark on raw pixels in [0, 1]: " + _protocol(raw)),
+        ([f"test_{n}" for n in _CLUSTER_METRICS]
+         + [f"test_head_{n}" for n in _CLUSTER_METRICS] + ["test_baseline_kmeans_raw"],
+         str(m.get("test_protocol", "held-out test images"))),
     ]
     for names, text in groups:
         first = None
         for name in names:
             if name in m:
-                rows.append((name, _fmt(m[name]), _fmt(std.get(name)) if name in std else "—",
+                sd = (m.get("test_std") or {}) if name.startswith("test_") else std
+                key = name.removeprefix("test_") if name.startswith("test_") else name
+                rows.append((name, _fmt(m[name]), _fmt(sd.get(key)) if key in sd else "—",
                              text if first is None else f"same as {first}"))
                 first = first or name
     if not rows:
