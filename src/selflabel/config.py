@@ -1,9 +1,9 @@
 """Run configuration: typed sections validated by pydantic, YAML presets, ``key=value`` overrides.
 
 A run is described by one :class:`RunConfig`. Presets live in ``configs/*.yaml`` (shipped inside the
-package); ``load_config("fmnist", ["optim.lr=0.3", "data.batch_size=128"])`` reads a preset by name
-or path, applies dotted overrides (values parsed as YAML), and validates everything. Unknown keys
-are an error that names the valid keys of that section.
+package); ``load_config("fmnist-swav", ["optim.lr=0.3", "data.batch_size=128"])`` reads a
+preset by name or path, applies dotted overrides (values parsed as YAML), and validates
+everything. Unknown keys are an error that names the valid keys of that section.
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ class DataConfig(_Section):
     image_size: int | None = None  #: resize+center-crop at decode time (folders of mixed sizes)
     test_source: str | None = None  #: optional held-out source for kNN/linear evaluation
     test_split: str = "test"
+    #: fraction of the training source held out as a validation split (fixed seed 0): never
+    #: trained on, and evaluated in place of ``test_source`` (every ``test_*`` figure is then a
+    #: validation figure). Tune on it; report the test split at the end.
+    holdout: float = Field(0.0, ge=0.0, lt=1.0)
     batch_size: int = Field(256, ge=1)
     num_workers: int = Field(0, ge=0)
     strict: bool = False  #: turn skipped bad files into errors
@@ -140,6 +144,10 @@ class ConfigError(ValueError):
     """A configuration problem, with a message that says how to fix it."""
 
 
+#: former preset names that still load (``fmnist`` became ``fmnist-swav`` beside ``fmnist-sela``)
+PRESET_ALIASES = {"fmnist": "fmnist-swav"}
+
+
 def preset_names() -> list[str]:
     """Names of the presets shipped in ``configs/``."""
     root = resources.files("selflabel") / "configs"
@@ -154,7 +162,8 @@ def read_preset(name_or_path: str | Path) -> dict[str, Any]:
             raise ConfigError(f"config file {path} does not exist")
         text = path.read_text()
     else:
-        resource = resources.files("selflabel") / "configs" / f"{name_or_path}.yaml"
+        name = PRESET_ALIASES.get(str(name_or_path), str(name_or_path))
+        resource = resources.files("selflabel") / "configs" / f"{name}.yaml"
         if not resource.is_file():
             raise ConfigError(
                 f"unknown preset {name_or_path!r}; presets: {', '.join(preset_names())} "

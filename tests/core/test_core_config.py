@@ -18,7 +18,9 @@ from selflabel.config import (
 
 def test_every_preset_validates() -> None:
     names = preset_names()
-    assert {"demo", "fmnist", "cifar10", "imagenet-swav"} <= set(names)
+    assert {"demo", "fmnist-swav", "fmnist-sela", "cifar10", "imagenet-swav"} <= set(names)
+    # the former name of the Fashion-MNIST SwAV preset still loads it
+    assert load_config("fmnist") == load_config("fmnist-swav")
     for name in names:
         assert isinstance(load_config(name), RunConfig)
 
@@ -51,7 +53,7 @@ def test_bad_values_and_syntax() -> None:
 
 
 def test_dump_round_trip(tmp_path: Path) -> None:
-    cfg = load_config("fmnist", ["seed=3"])
+    cfg = load_config("fmnist-swav", ["seed=3"])
     path = tmp_path / "config.yaml"
     path.write_text(dump_config(cfg))
     assert yaml.safe_load(path.read_text())["seed"] == 3

@@ -109,3 +109,24 @@ def test_interrupted_run_resumes_exactly(tiny_npz: Path, tmp_path: Path) -> None
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_holdout_is_a_disjoint_validation_split_used_as_test(tiny_npz: Path) -> None:
+    from selflabel.config import load_config
+    from selflabel.run.build import build_data
+
+    cfg = load_config(
+        "demo", [f"data.source={tiny_npz}", "data.holdout=0.25", "data.batch_size=8",
+                 f"data.test_source={tiny_npz}"]
+    )
+    data = build_data(cfg)
+    assert data.test is not None
+    assert (len(data.train), len(data.test)) == (72, 24)
+    train_idx = set(data.train.parent_indices.tolist())  # type: ignore[attr-defined]
+    held_idx = set(data.test.parent_indices.tolist())  # type: ignore[attr-defined]
+    assert not train_idx & held_idx
+    assert train_idx | held_idx == set(range(96))
+    # the same split on every build (the choice of held-out images does not follow `seed`)
+    again = build_data(load_config("demo", [f"data.source={tiny_npz}", "data.holdout=0.25",
+                                            "data.batch_size=8", "seed=5"]))
+    assert set(again.test.parent_indices.tolist()) == held_idx  # type: ignore[union-attr]

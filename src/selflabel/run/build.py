@@ -41,11 +41,19 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_data(cfg: RunConfig) -> RunData:
-    """Load the training source (and the test source when the config names one)."""
+    """Load the training source and the evaluation source: ``data.holdout`` of the training
+    images when set (a validation split), else ``data.test_source`` when the config names one."""
     d = cfg.data
     train = load_source(d.source, split=d.split, image_size=d.image_size, strict=d.strict)
-    test = None
-    if d.test_source:
+    test: ImageSource | None = None
+    if d.holdout > 0:
+        train, test = train.split(d.holdout, seed=0)
+        log.info(
+            "data.holdout=%s: training on %d images, validating on %d held-out ones%s",
+            d.holdout, len(train), len(test),
+            f" (instead of {d.test_source})" if d.test_source else "",
+        )
+    elif d.test_source:
         test = load_source(
             d.test_source, split=d.test_split, image_size=d.image_size, strict=d.strict
         )
