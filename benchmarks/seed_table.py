@@ -85,11 +85,8 @@ def evaluate_run_dir(run: Path, linear: bool, minutes: list[float]) -> list[dict
         row.update(run=str(run), seed=cfg.seed, epoch=epoch, checkpoint=path.name)
         if 0 < epoch <= len(minutes):
             row["minutes"] = minutes[epoch - 1]
-        if linear and (epoch, path) == points[-1] and data.test is not None:
-            from selflabel.run.evaluation import predict
-
-            test = predict(method, data.test, torch.device("cpu"), cfg.eval.batch_size)
-            train = v["_predictions"]
+        if linear and (epoch, path) == points[-1] and "_test_predictions" in v:
+            test, train = v["_test_predictions"], v["_predictions"]
             lin = linear_probe(train.features, train.labels, test.features, test.labels)
             row["linear"] = float(lin["top1"]) / 100.0
             row["linear_weight_decay"] = lin["weight_decay"]

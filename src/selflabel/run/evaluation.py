@@ -136,21 +136,21 @@ def evaluate_run(
     labelled = data_train.labelled and bool((pred.labels >= 0).all())
     if labelled:
         bench = _benchmark(pred.features, pred.labels, cfg, k)
-        values.update({m: bench["mean"][m] for m in ("acc", "nmi", "ami", "ari")})
-        values["std"] = {m: bench["std"][m] for m in ("acc", "nmi", "ami", "ari")}
+        values.update(_scores(bench, pred, ""))
         values["clustering_benchmark"] = bench
-        head = clustering_scores(pred.labels, pred.prototype)
-        values.update({f"head_{m}": float(v) for m, v in head.items()})
         test = None
         if data_test is not None and data_test.labelled:
             test = predict(method, data_test, device, cfg.eval.batch_size)
-            values.update(_test_split(test, data_test, cfg, k, baseline))
+        baseline = _raw_baseline(baseline, data_train, pred, data_test, test, cfg, k)
+        if data_test is not None and test is not None:
+            values.update(_scores(_benchmark(test.features, test.labels, cfg, k), test, "test_"))
+            values["test_baseline_kmeans_raw"] = baseline["test_acc"]
+            values["test_protocol"] = (
+                f"{len(test.labels)} test images ({data_test.name}): k-means fitted, matched and "
+                "scored on them; head arg-max matched on them"
+            )
+            values["_test_predictions"] = test
         values.update(_knn(pred, test, cfg))
-        if baseline is None:
-            raw = _benchmark(raw_pixels(data_train), pred.labels, cfg, k)
-            baseline = {"acc": raw["mean"]["acc"], "nmi": raw["mean"]["nmi"], "detail": raw}
-            if "test_baseline_kmeans_raw" in values:
-                baseline["test_acc"] = values["test_baseline_kmeans_raw"]
         values["baseline_kmeans_raw"] = baseline["acc"]
         values["baseline_kmeans_raw_nmi"] = baseline["nmi"]
         values["baseline_detail"] = baseline
@@ -167,30 +167,34 @@ def evaluate_run(
     return out
 
 
-def _test_split(
-    test: Predictions,
-    data_test: ImageSource,
+def _scores(bench: dict[str, Any], pred: Predictions, prefix: str) -> dict[str, Any]:
+    """The benchmark's mean figures, their std over seeds and the head's scores, as
+    ``{prefix}acc`` …, ``{prefix}std``, ``{prefix}head_acc`` …"""
+    out: dict[str, Any] = {f"{prefix}{m}": bench["mean"][m] for m in ("acc", "nmi", "ami", "ari")}
+    out[f"{prefix}std"] = {m: bench["std"][m] for m in ("acc", "nmi", "ami", "ari")}
+    head = clustering_scores(pred.labels, pred.prototype)
+    out.update({f"{prefix}head_{m}": float(v) for m, v in head.items()})
+    return out
+
+
+def _raw_baseline(
+    baseline: dict[str, Any] | None,
+    data_train: ImageSource,
+    pred: Predictions,
+    data_test: ImageSource | None,
+    test: Predictions | None,
     cfg: RunConfig,
     k: int,
-    baseline: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """Clustering benchmark, head and raw-pixel baseline on the test images alone."""
-    out: dict[str, Any] = {}
-    bench = _benchmark(test.features, test.labels, cfg, k)
-    out.update({f"test_{m}": bench["mean"][m] for m in ("acc", "nmi", "ami", "ari")})
-    out["test_std"] = {m: bench["std"][m] for m in ("acc", "nmi", "ami", "ari")}
-    head = clustering_scores(test.labels, test.prototype)
-    out.update({f"test_head_{m}": float(v) for m, v in head.items()})
-    if baseline is not None and "test_acc" in baseline:
-        out["test_baseline_kmeans_raw"] = baseline["test_acc"]
-    else:
-        raw = _benchmark(raw_pixels(data_test), test.labels, cfg, k)
-        out["test_baseline_kmeans_raw"] = raw["mean"]["acc"]
-    out["test_protocol"] = (
-        f"{len(test.labels)} test images ({data_test.name}): k-means fitted, matched and scored on "
-        "them; head arg-max matched on them"
-    )
-    return out
+    """k-means on raw pixels of the training (and test) images, or ``baseline`` when it already
+    holds them (it does not change during a run)."""
+    if baseline is None:
+        raw = _benchmark(raw_pixels(data_train), pred.labels, cfg, k)
+        baseline = {"acc": raw["mean"]["acc"], "nmi": raw["mean"]["nmi"], "detail": raw}
+    if data_test is not None and test is not None and "test_acc" not in baseline:
+        raw_test = _benchmark(raw_pixels(data_test), test.labels, cfg, k)
+        baseline = {**baseline, "test_acc": raw_test["mean"]["acc"]}
+    return baseline
 
 
 def _knn(pred: Predictions, test: Predictions | None, cfg: RunConfig) -> dict[str, Any]:
