@@ -134,7 +134,10 @@ def test_property_shapes(B: int, K: int, scale: float, eps: float, seed: int) ->
     assert torch.isfinite(q).all()
     assert (q >= 0).all()
     torch.testing.assert_close(q.sum(1), torch.ones(B))
-    torch.testing.assert_close(q.double(), reference_codes(scores, eps, 3), rtol=1e-4, atol=1e-6)
+    # float32 rounds each exponent score/eps to ~6e-8 of its size: the codes' relative error
+    # grows with max |score| / eps (up to ~3e-4 at scale 30, eps 0.05, seed 33797)
+    rtol = max(1e-4, 1e-6 * float(scores.abs().max()) / eps)
+    torch.testing.assert_close(q.double(), reference_codes(scores, eps, 3), rtol=rtol, atol=1e-6)
 
 
 @pytest.mark.distributed
