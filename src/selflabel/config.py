@@ -118,6 +118,8 @@ class EvalConfig(_Section):
     overcluster: float = Field(1.0, ge=1.0)
     pca_dim: int | None = None
     seeds: int = Field(3, ge=1)
+    #: k-means runs per seed; the one with the lowest k-means objective is kept (no labels used)
+    kmeans_restarts: int = Field(10, ge=1)
     knn_k: int = Field(20, ge=1)
     knn_temperature: float = Field(0.07, gt=0)
     gallery_per_cluster: int = Field(8, ge=0)

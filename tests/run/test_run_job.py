@@ -55,6 +55,8 @@ def test_train_writes_a_complete_run_directory(tiny_npz: Path, tmp_path: Path) -
     for key in ("acc", "nmi", "ami", "ari", "knn", "baseline_kmeans_raw", "head_acc"):
         assert 0.0 <= metrics[key] <= 1.0, key
     assert metrics["epochs_done"] == 1
+    # each k-means seed is the best of eval.kmeans_restarts runs (default 10)
+    assert metrics["clustering_benchmark"]["protocol"]["n_init"] == 10
     with open(out / "labels.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 96
@@ -69,8 +71,10 @@ def test_test_split_figures_are_the_benchmark_on_the_test_images(
     """With the training images as test source, every test_* figure equals its train twin."""
     out = tmp_path / "run"
     _train(["--data", str(tiny_npz), "--epochs", "1", "--out", str(out), *FAST,
-            f"data.test_source={tiny_npz}", "eval.gallery_per_cluster=0"])
+            f"data.test_source={tiny_npz}", "eval.gallery_per_cluster=0",
+            "eval.kmeans_restarts=3"])
     m = json.loads((out / "metrics.json").read_text())
+    assert m["clustering_benchmark"]["protocol"]["n_init"] == 3
     for name in ("acc", "nmi", "ami", "ari", "head_acc", "head_nmi", "head_ami", "head_ari"):
         assert m[f"test_{name}"] == pytest.approx(m[name], abs=1e-9), name
     assert m["test_baseline_kmeans_raw"] == pytest.approx(m["baseline_kmeans_raw"], abs=1e-9)

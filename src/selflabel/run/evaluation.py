@@ -5,7 +5,8 @@ Protocol (also written into ``metrics.json``):
 
 * features: backbone output of un-augmented, normalised images, model in eval mode;
 * clustering benchmark: L2-normalise, optional PCA, k-means with ``k = eval.n_clusters`` (default:
-  number of classes) over ``eval.seeds`` seeds, clusters mapped to classes by Hungarian matching,
+  number of classes) over ``eval.seeds`` seeds, each the best (lowest k-means objective, no labels
+  involved) of ``eval.kmeans_restarts`` runs, clusters mapped to classes by Hungarian matching,
   scored on the training images themselves (the clustering setting) — the mean over seeds is
   reported as ``acc``/``nmi``/``ami``/``ari``;
 * head: the arg-max prototype of each image, scored the same way (greedy mapping when the head
@@ -113,6 +114,7 @@ def _benchmark(features: np.ndarray, labels: np.ndarray, cfg: RunConfig, k: int)
         pca_dim=cfg.eval.pca_dim,
         seeds=cfg.eval.seeds,
         overcluster=cfg.eval.overcluster,
+        n_init=cfg.eval.kmeans_restarts,
         progress=False,
     )
     return dict(result.to_dict())
@@ -158,7 +160,9 @@ def evaluate_run(
         out.clusters, out.cluster_confidence = pred.prototype, pred.confidence
         values["labels_from"] = "head"
     else:
-        out.clusters, out.cluster_confidence = _kmeans_labels(pred.features, k, cfg.seed)
+        out.clusters, out.cluster_confidence = _kmeans_labels(
+            pred.features, k, cfg.seed, cfg.eval.kmeans_restarts
+        )
         values["labels_from"] = "kmeans"
     values["prototypes_used"] = int(np.unique(pred.prototype).size)
     values["eval_seconds"] = round(time.perf_counter() - t0, 2)
@@ -218,10 +222,13 @@ def _knn(pred: Predictions, test: Predictions | None, cfg: RunConfig) -> dict[st
     return {"knn": float(res["top1"]) / 100.0, "knn_protocol": protocol}
 
 
-def _kmeans_labels(features: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Final cluster labels of every image (k-means on L2-normalised features) and a confidence."""
+def _kmeans_labels(
+    features: np.ndarray, k: int, seed: int, restarts: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Final cluster labels of every image (k-means on L2-normalised features, the lowest
+    objective of ``restarts`` runs) and a confidence."""
     x = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    km = KMeans(k, seed=seed).fit(x.astype(np.float32))
+    km = KMeans(k, seed=seed, n_init=restarts).fit(x.astype(np.float32))
     sims = x @ km.centroids_.T
     logits = (sims - sims.max(1, keepdims=True)) / 0.1
     probs = np.exp(logits)
