@@ -229,9 +229,16 @@ def sinkhorn_equipartition(
                 s.g = g0
                 _row_potentials(s)
                 g0 = torch.log(b) - s.column_logsumexp()
+        cold = init is None and not inplace
         s.write_kernel(g0)
         t1 = _clock(dev)
-        n_iter, n_absorb, err = _iterate(s, b, N, tol, int(max_iter))
+        budget = min(int(max_iter), _COLD_BUDGET) if cold else int(max_iter)
+        n_iter, n_absorb, err = _iterate(s, b, N, tol, budget)
+        if cold and err > tol and n_iter < max_iter:
+            s, n_iter, n_absorb, err = _anneal(
+                log_p, lam, b, prior, N, group, chunk, workspace, tol, int(max_iter),
+                n_iter, n_absorb,
+            )
         t2 = _clock(dev)
 
         g = s.g + torch.log(s.v)
@@ -276,6 +283,40 @@ def sinkhorn_equipartition(
         lam=lam,
         timings={"kernel": t1 - t0, "iterations": t2 - t1, "rounding": t3 - t2},
     )
+
+
+# A cold solve still short of tol after _COLD_BUDGET iterations is restarted with epsilon-scaling:
+# solved at lam / 2**_ANNEAL_STAGES first, then at twice that lam per stage up to lam, each stage
+# warm-started from the previous one's potentials (scaled by the ratio of the lams). Very peaked
+# problems, whose potentials end up hundreds of nats apart (confident scores, clusters of unequal
+# size), then take ~20 iterations per stage instead of thousands (N = 2000, K = 100 in the tests:
+# 1946 iterations plain, 194 with this fallback). Easy cold solves never reach the budget.
+_COLD_BUDGET = 100
+_ANNEAL_STAGES = 4
+
+
+def _anneal(
+    log_p: Tensor, lam: float, b: Tensor, prior: Tensor, N: float, group: Any, chunk: int,
+    workspace: Tensor | None, tol: float, max_iter: int, used: int, absorbed: int,
+) -> tuple[_Solver, int, int, float]:
+    """Epsilon-scaling from a cold start; returns the solver of the last stage (at ``lam``)."""
+    g: Tensor | None = None
+    lam_prev = lam
+    err = math.inf
+    s: _Solver | None = None
+    for i in range(_ANNEAL_STAGES, -1, -1):
+        lam_i = lam / 2**i
+        if i and used >= max_iter:
+            continue  # out of iterations: go straight to the final stage
+        s = _Solver(log_p, lam_i, b, False, group, chunk, workspace)
+        s.write_kernel(torch.log(prior) if g is None else g * (lam_i / lam_prev))
+        n, a, err = _iterate(s, b, N, tol, max(0, max_iter - used))
+        used, absorbed = used + n, absorbed + a
+        g = s.g + torch.log(s.v)
+        g = g - g.max()
+        lam_prev = lam_i
+    assert s is not None
+    return s, used, absorbed, err
 
 
 def _valid_workspace(workspace: Tensor, log_p: Tensor) -> bool:
