@@ -39,8 +39,9 @@ def test_build_keeps_exactly_the_dense_kernels_entries() -> None:
     log_p[0, :5] = -math.inf  # impossible pairs are never kept
     g = 0.3 * torch.randn(40)
     lam = 25.0
-    csr, f, rowsum = CsrKernel.build(log_p, g, lam, _DROP, max_density=1.0)
-    assert csr is not None
+    built = CsrKernel.build(log_p, g, lam, _DROP, max_density=1.0)
+    assert built is not None
+    csr, f, rowsum = built
     x = lam * log_p + g
     m = x.amax(dim=1, keepdim=True)
     keep = (x - m) > -_DROP
@@ -57,8 +58,7 @@ def test_build_keeps_exactly_the_dense_kernels_entries() -> None:
 
 def test_a_dense_problem_declines_the_sparse_kernel() -> None:
     flat = torch.log_softmax(0.01 * torch.randn(200, 10), dim=1)
-    csr, _, _ = CsrKernel.build(flat, torch.zeros(10), 25.0, _DROP)
-    assert csr is None
+    assert CsrKernel.build(flat, torch.zeros(10), 25.0, _DROP) is None
 
 
 @pytest.mark.parametrize(("N", "K", "scale"), [(2000, 50, 3.0), (999, 7, 5.0), (500, 200, 2.0)])

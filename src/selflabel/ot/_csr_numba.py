@@ -66,7 +66,7 @@ def fill(lp, g, lam, drop, rowmax, indptr, indices, values, rowsum):  # type: ig
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def products(indptr, indices, values, v, u, omega, update, row_sums, partial, errs):  # type: ignore[no-untyped-def]
+def products(indptr, indices, values, v, u, omega, update, partial, errs):  # type: ignore[no-untyped-def]
     # one read of the kernel: per row its sum against v, the row update of u (when
     # `update`), and the row's contribution u_i * W_i to the cluster sums (per block)
     n = u.shape[0]
@@ -85,7 +85,6 @@ def products(indptr, indices, values, v, u, omega, update, row_sums, partial, er
                 s = np.float32(0.0)
                 for q in range(lo, hi):
                     s += values[q] * v[indices[q]]
-                row_sums[i] = s
                 if omega == 1.0:
                     ui = one / s
                 else:

@@ -17,7 +17,6 @@ from torch import Tensor
 
 from selflabel.ot import sparse_kernel
 from selflabel.ot.distributed import all_reduce_
-from selflabel.ot.sparse_kernel import CsrKernel
 
 # Kernel entries below exp(-_DROP) times their row's largest entry are stored as exactly 0
 # (exp() would otherwise make float32 subnormals, 10-20x slower in every later pass). The
@@ -75,7 +74,7 @@ class _Solver:
             and N * K >= sparse_kernel.MIN_ENTRIES
             and sparse_kernel.available()
         )
-        self.csr: CsrKernel | None = None
+        self.csr: sparse_kernel.CsrKernel | None = None
         self.f = torch.zeros(N, dtype=torch.float32, device=dev)  # W = exp(lam lp + f + g)
         self.g = torch.zeros(K, dtype=torch.float32, device=dev)
         self.u = torch.ones(N, dtype=torch.float32, device=dev)
@@ -104,9 +103,10 @@ class _Solver:
             raise AssertionError("in-place kernels are rescaled, not rewritten")
         self.g = g.clone()
         if self.sparse_ok:
-            csr, f, rowsum = CsrKernel.build(self.log_p, self.g, self.lam, _DROP)
-            if csr is not None:
-                self.csr, self.f, self.u = csr, f, rowsum.reciprocal_()
+            built = sparse_kernel.CsrKernel.build(self.log_p, self.g, self.lam, _DROP)
+            if built is not None:
+                self.csr, self.f, rowsum = built
+                self.u = rowsum.reciprocal_()
                 self.v.fill_(1.0)
                 self.kernel_written = True
                 return

@@ -64,13 +64,12 @@ class CsrKernel:
     @staticmethod
     def build(
         log_p: Tensor, g: Tensor, lam: float, drop: float, max_density: float = MAX_DENSITY
-    ) -> tuple[CsrKernel | None, Tensor, Tensor]:
+    ) -> tuple[CsrKernel, Tensor, Tensor] | None:
         """Kernel of ``lam * log_p + g`` with rows shifted to a largest entry of 1.
 
         Returns ``(kernel, f, rowsum)``: ``f`` (N,) the row shifts (``-`` the row maxima) and
-        ``rowsum`` (N,) the kernel's row sums. ``kernel`` is None when more than
-        ``max_density`` of the entries are kept (the caller then writes a dense kernel; ``f``
-        and ``rowsum`` are then None-equivalent placeholders it must not use).
+        ``rowsum`` (N,) the kernel's row sums; None when more than ``max_density`` of the
+        entries are kept (the caller then writes a dense kernel).
         """
         lp = _as_numpy(log_p)
         gn = _as_numpy(g)
@@ -83,9 +82,8 @@ class CsrKernel:
         indptr = np.zeros(n + 1, np.int64)
         np.cumsum(counts, out=indptr[1:])
         nnz = int(indptr[-1])
-        empty = torch.empty(0)
         if nnz > max_density * n * k:
-            return None, empty, empty
+            return None
         indices = np.empty(nnz, np.int32)
         values = np.empty(nnz, np.float32)
         rowsum = np.empty(n, np.float32)
@@ -109,8 +107,6 @@ class CsrKernel:
         errs = np.zeros(blocks, np.float64)
         un = u.numpy()
         vn = v.numpy()
-        update = omega is not None
-        row_sums = np.empty(n if update else 0, np.float32)
         _compiled().products(
             self.indptr,
             self.indices,
@@ -118,8 +114,7 @@ class CsrKernel:
             vn,
             un,
             np.float32(omega or 1.0),
-            update,
-            row_sums,
+            omega is not None,
             partial,
             errs,
         )
