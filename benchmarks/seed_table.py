@@ -18,6 +18,11 @@ Usage::
 
     python benchmarks/seed_table.py RUN_SEED0 RUN_SEED1 RUN_SEED2 --linear \\
         --minutes-from RUN_SEED0 --json seeds.json --plot docs/images/fmnist-acc-minutes.png
+
+``--set eval.KEY=VALUE`` re-scores finished runs under another evaluation setting (e.g.
+``eval.image_size=24``); ``--set data.holdout=0`` scores a run trained with a validation split
+(``data.holdout``) on its test source instead (kNN and the training-image figures then use all
+the training images). Training settings cannot change after training.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import numpy as np
 import torch
 import yaml
 
-from selflabel.config import build_config
+from selflabel.config import apply_override, build_config
 from selflabel.engine import checkpoint as ckpt
 from selflabel.evaluate import linear_probe
 from selflabel.run.build import build_data, build_method
@@ -68,8 +73,17 @@ def checkpoints(run: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def evaluate_run_dir(run: Path, linear: bool, minutes: list[float]) -> list[dict[str, Any]]:
-    cfg = build_config(yaml.safe_load((run / "config.yaml").read_text()))
+def evaluate_run_dir(
+    run: Path, linear: bool, minutes: list[float], overrides: list[str] | None = None
+) -> list[dict[str, Any]]:
+    data_cfg = yaml.safe_load((run / "config.yaml").read_text())
+    for override in overrides or []:  # evaluation settings only (e.g. eval.image_size=24)
+        if not override.startswith(("eval.", "data.holdout=")):
+            raise SystemExit(
+                f"--set {override}: only eval.* and data.holdout can change after training"
+            )
+        apply_override(data_cfg, override)
+    cfg = build_config(data_cfg)
     data = build_data(cfg)
     method = build_method(cfg, data.train)
     rows: list[dict[str, Any]] = []
@@ -152,12 +166,14 @@ def main() -> None:
     ap.add_argument("--plot", type=Path, default=None)
     ap.add_argument("--title", default="Fashion-MNIST, mean ± std over seeds")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--set", action="append", default=[], metavar="eval.KEY=VALUE",
+                    help="re-evaluate with this evaluation setting (repeatable)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows: list[dict[str, Any]] = []
     for run in args.runs:
         minutes = epoch_minutes(args.minutes_from or run)
-        rows += evaluate_run_dir(run, args.linear, minutes)
+        rows += evaluate_run_dir(run, args.linear, minutes, args.set)
     final = [max((r for r in rows if r["run"] == str(run)), key=lambda r: r["epoch"])
              for run in args.runs]
     print(markdown(final))

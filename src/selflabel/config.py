@@ -51,6 +51,7 @@ class ModelConfig(_Section):
     backbone: str = "smallcnn"
     width: float = Field(1.0, gt=0)  #: channel multiplier of the backbone
     small_stem: bool = False
+    convs_per_block: int = Field(1, ge=1)  #: smallcnn only: 2 gives an 8-convolution network
     hidden_dim: int = Field(512, ge=0)
     embedding_dim: int = Field(128, ge=0)
     n_prototypes: list[int] = Field(default_factory=lambda: [100])
@@ -120,6 +121,10 @@ class EvalConfig(_Section):
     seeds: int = Field(3, ge=1)
     #: k-means runs per seed; the one with the lowest k-means objective is kept (no labels used)
     kmeans_restarts: int = Field(10, ge=1)
+    #: un-augmented images (features, heads, SeLa's label pass) resized to this size, centre-cropped
+    #: by ``crop_fraction`` (None: native size); the Fashion-MNIST presets use the global crop size
+    image_size: int | None = Field(None, ge=1)
+    crop_fraction: float = Field(1.0, gt=0, le=1)
     knn_k: int = Field(20, ge=1)
     knn_temperature: float = Field(0.07, gt=0)
     gallery_per_cluster: int = Field(8, ge=0)

@@ -319,13 +319,18 @@ def test_run_directory_defaults_to_its_data(
     assert text.splitlines()[-1].split()[-2] == "100.00"  # test = train: 1-NN is itself
 
 
-def test_real_swav_run_directory_round_trip(tmp_path: Path, tiny_images: Path) -> None:
-    """A run directory as `selflabel train` writes it: config.yaml + checkpoint_last.pt."""
+@pytest.mark.parametrize("view", [None, 12])
+def test_real_swav_run_directory_round_trip(
+    tmp_path: Path, tiny_images: Path, view: int | None
+) -> None:
+    """A run directory as `selflabel train` writes it: config.yaml + checkpoint_last.pt; its
+    features are taken in the run's own evaluation view (``eval.image_size``)."""
     from selflabel.config import dump_config, load_config
     from selflabel.engine.checkpoint import save_checkpoint
     from selflabel.run.build import build_method
 
-    cfg = load_config("demo", [f"data.source={tiny_images}", "data.batch_size=8"])
+    extra = [] if view is None else [f"eval.image_size={view}"]
+    cfg = load_config("demo", [f"data.source={tiny_images}", "data.batch_size=8", *extra])
     from selflabel.data import load_source
 
     method = build_method(cfg, load_source(str(tiny_images)))
@@ -346,5 +351,8 @@ def test_real_swav_run_directory_round_trip(tmp_path: Path, tiny_images: Path) -
 
         src = load_source(str(tiny_images))
         _, images, _ = src.get_batch(torch.arange(24))
-        expected = method.eval().features(EvalTransform(mean=src.mean, std=src.std)(images))
+        tf = EvalTransform(view, mean=src.mean, std=src.std)
+        expected = method.eval().features(tf(images))
     np.testing.assert_allclose(feats, expected.numpy(), rtol=1e-4, atol=1e-5)
+    size = "native size" if view is None else f"{view} (crop fraction 1.0)"
+    assert size in text

@@ -134,3 +134,38 @@ def test_holdout_is_a_disjoint_validation_split_used_as_test(tiny_npz: Path) -> 
     again = build_data(load_config("demo", [f"data.source={tiny_npz}", "data.holdout=0.25",
                                             "data.batch_size=8", "seed=5"]))
     assert set(again.test.parent_indices.tolist()) == held_idx  # type: ignore[union-attr]
+
+
+def test_eval_image_size_resizes_the_unaugmented_view(tiny_npz: Path) -> None:
+    """``eval.image_size`` is the view of evaluation, self-labels and SeLa's label pass."""
+    import torch
+
+    from selflabel.config import load_config
+    from selflabel.run.build import build_data, build_eval_transform, build_label_data
+
+    cfg = load_config("demo-sela", [f"data.source={tiny_npz}", "eval.image_size=12",
+                                    "data.batch_size=8", "eval.batch_size=40"])
+    source = build_data(cfg).train
+    _, images, _ = source.get_batch(torch.arange(4))
+    assert build_eval_transform(cfg, source)(images).shape == (4, 1, 12, 12)
+    batches = list(build_label_data(cfg, source)(False))
+    assert [tuple(x.shape) for _, x in batches] == [(40, 1, 12, 12), (40, 1, 12, 12),
+                                                    (16, 1, 12, 12)]
+    native = load_config("demo-sela", [f"data.source={tiny_npz}"])
+    assert build_eval_transform(native, source)(images).shape == (4, 1, 16, 16)
+
+
+def test_convs_per_block_deepens_the_small_cnn_only() -> None:
+    from torch import nn
+
+    from selflabel.config import load_config
+    from selflabel.run.build import build_backbone_from
+
+    def n_convs(overrides: list[str]) -> int:
+        net = build_backbone_from(load_config("demo", overrides), in_channels=1)
+        return sum(isinstance(m, nn.Conv2d) for m in net.modules())
+
+    assert n_convs([]) == 4
+    assert n_convs(["model.convs_per_block=2"]) == 8
+    with pytest.raises(ValueError, match="smallcnn backbone only"):
+        n_convs(["model.backbone=resnet18", "model.convs_per_block=2"])

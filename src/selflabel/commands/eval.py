@@ -27,6 +27,7 @@ import numpy as np
 
 from selflabel.commands.extract import (
     eval_transform,
+    eval_view,
     load_eval_model,
     load_eval_source,
     model_options,
@@ -114,13 +115,14 @@ def _from_checkpoint(o: dict[str, Any]) -> _Inputs:
     train_src = load_eval_source(str(train_spec), train_split, size)
     model, described = load_eval_model(o["checkpoint"], train_src, o["arch"])
     kw = dict(device=o["device"], batch_size=o["batch_size"], progress=not o["quiet"])
-    tf = eval_transform(train_src, o["image_size"], o["crop_fraction"])
+    view = eval_view(o["checkpoint"], o["image_size"], o["crop_fraction"])
+    tf = eval_transform(train_src, *view)
     train = extract_features(model, train_src, transform=tf, **kw)
     test_x = test_y = None
     described += f"; train {train_src.describe()} (split {train_split})"
     if test_spec is not None:
         test_src = load_eval_source(str(test_spec), test_split, size)
-        tf_test = eval_transform(test_src, o["image_size"], o["crop_fraction"])
+        tf_test = eval_transform(test_src, *view)
         test = extract_features(model, test_src, transform=tf_test, **kw)
         test_x, test_y = test.features, test.labels
         described += f"; test {test_src.describe()} (split {test_split})"

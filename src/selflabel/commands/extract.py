@@ -44,6 +44,28 @@ def run_data_config(checkpoint: Path) -> dict[str, Any]:
     return dict(data) if isinstance(data, dict) else {}
 
 
+def eval_view(
+    checkpoint: Path, image_size: int | None, crop_fraction: float | None
+) -> tuple[int | None, float]:
+    """The evaluation view: ``--image-size``/``--crop-fraction`` when given, else the run
+    directory's ``eval.image_size``/``eval.crop_fraction`` (the view its own figures used), else
+    the native size."""
+    import yaml
+
+    if image_size is not None:
+        return image_size, 0.875 if crop_fraction is None else crop_fraction
+    cfg_path = checkpoint / "config.yaml"
+    run_eval: dict[str, Any] = {}
+    if checkpoint.is_dir() and cfg_path.is_file():
+        section = (yaml.safe_load(cfg_path.read_text()) or {}).get("eval") or {}
+        run_eval = dict(section) if isinstance(section, dict) else {}
+    size = run_eval.get("image_size")
+    if size is None:
+        return None, 1.0
+    run_fraction = float(run_eval.get("crop_fraction") or 1.0)
+    return int(size), run_fraction if crop_fraction is None else crop_fraction
+
+
 def _method_from_config(config: dict[str, Any], state: dict[str, Any], source: Any) -> nn.Module:
     from selflabel.config import build_config
     from selflabel.run.build import build_method
@@ -124,14 +146,14 @@ def model_options(f: Any) -> Any:
                 type=click.IntRange(min=1),
                 default=None,
                 help="Resize the shorter side to image-size/crop-fraction, center-crop "
-                "image-size (default: native size).",
+                "image-size (default: a run directory's eval.image_size, else native size).",
             ),
             click.option(
                 "--crop-fraction",
                 type=click.FloatRange(0, 1, min_open=True),
-                default=0.875,
-                show_default=True,
-                help="With --image-size: 0.875 is the usual 256 -> 224.",
+                default=None,
+                help="With --image-size: default 0.875, the usual 256 -> 224 (a run "
+                "directory's own view: its eval.crop_fraction).",
             ),
             click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1."),
             click.option(
@@ -164,7 +186,7 @@ def extract(
     out: Path,
     arch: str | None,
     image_size: int | None,
-    crop_fraction: float,
+    crop_fraction: float | None,
     device: str,
     batch_size: int,
     quiet: bool,
@@ -181,6 +203,7 @@ def extract(
     split = split or str(run_data.get("split") or "train")
     source = load_eval_source(spec, split, run_data.get("image_size"))
     model, described = load_eval_model(checkpoint, source, arch)
+    image_size, crop_fraction = eval_view(checkpoint, image_size, crop_fraction)
     transform = eval_transform(source, image_size, crop_fraction)
     res = extract_features(
         model,

@@ -112,8 +112,16 @@ def build_augment(cfg: RunConfig, source: ImageSource) -> MultiCrop:
 
 def build_backbone_from(cfg: RunConfig, in_channels: int) -> nn.Module:
     m = cfg.model
+    extra: dict[str, object] = {}
+    if m.convs_per_block != 1:
+        if m.backbone.lower() != "smallcnn":
+            raise ValueError(
+                f"model.convs_per_block={m.convs_per_block} applies to the smallcnn backbone only, "
+                f"not {m.backbone!r}: leave it at 1 (the ResNets' depth is in their name)"
+            )
+        extra["convs_per_block"] = m.convs_per_block
     return build_backbone(
-        m.backbone, in_channels=in_channels, width=m.width, small_stem=m.small_stem
+        m.backbone, in_channels=in_channels, width=m.width, small_stem=m.small_stem, **extra
     )
 
 
@@ -200,6 +208,12 @@ def build_method(cfg: RunConfig, source: ImageSource, world_size: int = 1) -> Me
     )
 
 
+def build_eval_transform(cfg: RunConfig, source: ImageSource) -> EvalTransform:
+    """The un-augmented view of ``source`` (``eval.image_size``/``crop_fraction``, normalised)."""
+    e = cfg.eval
+    return EvalTransform(e.image_size, source.mean, source.std, crop_fraction=e.crop_fraction)
+
+
 def build_label_data(
     cfg: RunConfig, source: ImageSource, device: torch.device | None = None
 ) -> LabelData:
@@ -212,7 +226,7 @@ def build_label_data(
     process gets the contiguous shard ``rank`` of ``world_size`` of the indices.
     """
     _, h, w = image_shape(source)
-    plain = EvalTransform(mean=source.mean, std=source.std)
+    plain = build_eval_transform(cfg, source)
     augment = sela_transform(1, min(h, w), scale=(0.2, 1.0), mean=source.mean, std=source.std)
     batch = cfg.eval.batch_size
 

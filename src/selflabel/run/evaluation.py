@@ -3,7 +3,8 @@ and the same clustering benchmark on raw pixels (``baseline_kmeans_raw``): what 
 
 Protocol (also written into ``metrics.json``):
 
-* features: backbone output of un-augmented, normalised images, model in eval mode;
+* features: backbone output of un-augmented, normalised images (resized to ``eval.image_size``
+  when set), model in eval mode;
 * clustering benchmark: L2-normalise, optional PCA, k-means with ``k = eval.n_clusters`` (default:
   number of classes) over ``eval.seeds`` seeds, each the best (lowest k-means objective, no labels
   involved) of ``eval.kmeans_restarts`` runs, clusters mapped to classes by Hungarian matching,
@@ -40,6 +41,7 @@ from selflabel.config import RunConfig
 from selflabel.data import EvalTransform, ImageSource
 from selflabel.evaluate import knn_accuracy
 from selflabel.methods import Method
+from selflabel.run.build import build_eval_transform
 
 
 @dataclass
@@ -61,10 +63,17 @@ class RunMetrics:
 
 @torch.no_grad()
 def predict(
-    method: Method, source: ImageSource, device: torch.device, batch_size: int = 512
+    method: Method,
+    source: ImageSource,
+    device: torch.device,
+    batch_size: int = 512,
+    transform: EvalTransform | None = None,
 ) -> Predictions:
-    """Run the method's backbone and head over every image of ``source`` (eval mode, no aug)."""
-    transform = EvalTransform(mean=source.mean, std=source.std)
+    """Run the method's backbone and head over every image of ``source`` (eval mode, no aug).
+
+    ``transform``: the un-augmented view (default: native size, the source's normalisation).
+    """
+    transform = transform or EvalTransform(mean=source.mean, std=source.std)
     was_training = method.training
     method.eval()
     feats, labels, protos, confs = [], [], [], []
@@ -131,7 +140,9 @@ def evaluate_run(
 ) -> RunMetrics:
     """All figures of a run (module docstring); ``baseline`` reuses an earlier raw result."""
     t0 = time.perf_counter()
-    pred = predict(method, data_train, device, cfg.eval.batch_size)
+    pred = predict(
+        method, data_train, device, cfg.eval.batch_size, build_eval_transform(cfg, data_train)
+    )
     k = n_eval_clusters(cfg, data_train)
     out = RunMetrics()
     values: dict[str, Any] = {"n_images": len(data_train), "k": k}
@@ -142,7 +153,8 @@ def evaluate_run(
         values["clustering_benchmark"] = bench
         test = None
         if data_test is not None and data_test.labelled:
-            test = predict(method, data_test, device, cfg.eval.batch_size)
+            tf = build_eval_transform(cfg, data_test)
+            test = predict(method, data_test, device, cfg.eval.batch_size, tf)
         baseline = _raw_baseline(baseline, data_train, pred, data_test, test, cfg, k)
         if data_test is not None and test is not None:
             values.update(_scores(_benchmark(test.features, test.labels, cfg, k), test, "test_"))

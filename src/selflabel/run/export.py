@@ -31,7 +31,7 @@ from selflabel.methods import Method
 from selflabel.methods.offline import MemoryBankMethod
 from selflabel.methods.sela import SeLa
 from selflabel.methods.supervised import Supervised
-from selflabel.run.build import build_data, build_method
+from selflabel.run.build import build_data, build_eval_transform, build_method
 
 #: methods whose training produces self-labels (exported at the end of `selflabel train`)
 SELF_LABEL_METHODS = ("sela", "selav2", "deepclusterv2")
@@ -39,7 +39,11 @@ SELF_LABEL_METHODS = ("sela", "selav2", "deepclusterv2")
 
 @torch.no_grad()
 def self_labels(
-    method: Method, source: ImageSource, device: torch.device, batch_size: int = 512
+    method: Method,
+    source: ImageSource,
+    device: torch.device,
+    batch_size: int = 512,
+    transform: EvalTransform | None = None,
 ) -> np.ndarray:
     """The (N, T) int64 self-labels of ``method`` over ``source`` (see the module docstring).
 
@@ -48,7 +52,7 @@ def self_labels(
     """
     if isinstance(method, SeLa | Supervised):
         return np.asarray(method.labels.detach().cpu().numpy(), dtype=np.int64)
-    transform = EvalTransform(mean=source.mean, std=source.std)
+    transform = transform or EvalTransform(mean=source.mean, std=source.std)
     was_training = method.training
     method.eval()
     try:
@@ -135,7 +139,9 @@ def export_run_labels(
         _merge_rank_banks(method, ckpt_path)
     dev = torch.device(device)
     method.to(dev)
-    labels = self_labels(method, source, dev, cfg.eval.batch_size)
+    labels = self_labels(
+        method, source, dev, cfg.eval.batch_size, build_eval_transform(cfg, source)
+    )
     return write_label_files(out_dir or run, labels, source)
 
 

@@ -32,6 +32,7 @@ from selflabel.run.build import (
     ResumableAugment,
     build_augment,
     build_data,
+    build_eval_transform,
     build_method,
     resolve_device,
 )
@@ -139,7 +140,8 @@ def train_job(cfg: RunConfig, run_dir: Path | None = None) -> JobResult:
     if is_main_process():
         write_outputs(run_dir, cfg, data.train, final, history)
     if cfg.method in SELF_LABEL_METHODS:  # labels.npy + labels_head{t}.csv (every rank computes)
-        table = self_labels(method, data.train, device, cfg.eval.batch_size)
+        tf = build_eval_transform(cfg, data.train)
+        table = self_labels(method, data.train, device, cfg.eval.batch_size, tf)
         if is_main_process():
             write_label_files(run_dir, table, data.train)
     return JobResult(run_dir, _scalars(final.values), result.epochs_done, result.stopped_early)
