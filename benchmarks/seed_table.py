@@ -28,6 +28,7 @@ the training images). Training settings cannot change after training.
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import statistics
@@ -76,7 +77,8 @@ def checkpoints(run: Path) -> list[tuple[int, Path]]:
 def evaluate_run_dir(
     run: Path, linear: bool, minutes: list[float], overrides: list[str] | None = None
 ) -> list[dict[str, Any]]:
-    data_cfg = yaml.safe_load((run / "config.yaml").read_text())
+    trained = yaml.safe_load((run / "config.yaml").read_text())
+    data_cfg = copy.deepcopy(trained)
     for override in overrides or []:  # evaluation settings only (e.g. eval.image_size=24)
         if not override.startswith(("eval.", "data.holdout=")):
             raise SystemExit(
@@ -85,7 +87,10 @@ def evaluate_run_dir(
         apply_override(data_cfg, override)
     cfg = build_config(data_cfg)
     data = build_data(cfg)
-    method = build_method(cfg, data.train)
+    # the method as trained (SeLa's label table has one row per training image of the run)
+    train_cfg = build_config(trained)
+    same_data = train_cfg.data == cfg.data
+    method = build_method(train_cfg, data.train if same_data else build_data(train_cfg).train)
     rows: list[dict[str, Any]] = []
     baseline = None
     points = checkpoints(run)
