@@ -131,7 +131,12 @@ def markdown(final: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+def plot(
+    rows: list[dict[str, Any]],
+    path: Path,
+    title: str,
+    xlabel: str = "training minutes (2 CPU cores)",
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -151,7 +156,7 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     raw = [r["test_baseline_kmeans_raw"] for r in rows if "test_baseline_kmeans_raw" in r]
     if raw:
         ax.axhline(statistics.mean(raw), color="gray", ls="--", label="k-means on raw pixels")
-    ax.set_xlabel("training minutes (2 CPU cores)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("clustering accuracy, test split")
     ax.set_title(title)
     ax.grid(alpha=0.3)
