@@ -32,16 +32,21 @@ def load_eval_source(spec: str, split: str, image_size: int | None = None) -> An
         raise click.ClickException(f"cannot load data {spec!r}: {err}") from err
 
 
-def run_data_config(checkpoint: Path) -> dict[str, Any]:
-    """The ``data`` section of a run directory's ``config.yaml`` (empty for anything else): the
-    sources a run trained and evaluated on, used when no data option is given."""
+def _run_config_section(checkpoint: Path, name: str) -> dict[str, Any]:
+    """Section ``name`` of a run directory's ``config.yaml`` (empty for anything else)."""
     import yaml
 
     cfg_path = checkpoint / "config.yaml"
     if not (checkpoint.is_dir() and cfg_path.is_file()):
         return {}
-    data = (yaml.safe_load(cfg_path.read_text()) or {}).get("data") or {}
-    return dict(data) if isinstance(data, dict) else {}
+    section = (yaml.safe_load(cfg_path.read_text()) or {}).get(name) or {}
+    return dict(section) if isinstance(section, dict) else {}
+
+
+def run_data_config(checkpoint: Path) -> dict[str, Any]:
+    """The ``data`` section of a run directory's ``config.yaml`` (empty for anything else): the
+    sources a run trained and evaluated on, used when no data option is given."""
+    return _run_config_section(checkpoint, "data")
 
 
 def eval_view(
@@ -50,15 +55,9 @@ def eval_view(
     """The evaluation view: ``--image-size``/``--crop-fraction`` when given, else the run
     directory's ``eval.image_size``/``eval.crop_fraction`` (the view its own figures used), else
     the native size."""
-    import yaml
-
     if image_size is not None:
         return image_size, 0.875 if crop_fraction is None else crop_fraction
-    cfg_path = checkpoint / "config.yaml"
-    run_eval: dict[str, Any] = {}
-    if checkpoint.is_dir() and cfg_path.is_file():
-        section = (yaml.safe_load(cfg_path.read_text()) or {}).get("eval") or {}
-        run_eval = dict(section) if isinstance(section, dict) else {}
+    run_eval = _run_config_section(checkpoint, "eval")
     size = run_eval.get("image_size")
     if size is None:
         return None, 1.0
