@@ -22,7 +22,9 @@ Usage::
 ``--set eval.KEY=VALUE`` re-scores finished runs under another evaluation setting (e.g.
 ``eval.image_size=24``); ``--set data.holdout=0`` scores a run trained with a validation split
 (``data.holdout``) on its test source instead (kNN and the training-image figures then use all
-the training images). Training settings cannot change after training.
+the training images). Training settings cannot change after training. ``--plot-keys knn,linear``
+plots the representation figures instead of the clustering ones; ``--xlabel`` says how the
+minutes were measured.
 """
 
 from __future__ import annotations
@@ -100,7 +102,9 @@ def evaluate_run_dir(
                            baseline=baseline)
         v = res.values
         baseline = v.get("baseline_detail", baseline)
-        row = {k: float(v[k]) for k in COLUMNS if k in v and isinstance(v[k], int | float)}
+        row: dict[str, Any] = {
+            k: float(v[k]) for k in COLUMNS if k in v and isinstance(v[k], int | float)
+        }
         row.update(run=str(run), seed=cfg.seed, epoch=epoch, checkpoint=path.name)
         if 0 < epoch <= len(minutes):
             row["minutes"] = minutes[epoch - 1]
@@ -131,20 +135,30 @@ def markdown(final: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+PLOT_LABELS = {
+    "test_head_acc": ("head (the method's own clusters)", "-o"),
+    "test_acc": ("k-means on the features", "-s"),
+    "knn": ("weighted kNN, train → test", "-^"),
+    "linear": ("linear probe, train → test", "-v"),
+}
+
+
 def plot(
     rows: list[dict[str, Any]],
     path: Path,
     title: str,
     xlabel: str = "training minutes (2 CPU cores)",
+    keys: tuple[str, ...] = ("test_head_acc", "test_acc"),
 ) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    clustering = all(k in ("test_head_acc", "test_acc") for k in keys)
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for key, label, style in (("test_head_acc", "head (SwAV's own clusters)", "-o"),
-                              ("test_acc", "k-means on the features", "-s")):
+    for key in keys:
+        label, style = PLOT_LABELS[key]
         by_min: dict[float, list[float]] = {}
         for r in rows:
             if key in r and "minutes" in r:
@@ -154,10 +168,10 @@ def plot(
         es = np.array([statistics.stdev(by_min[x]) if len(by_min[x]) > 1 else 0.0 for x in xs])
         ax.errorbar(xs, ys, yerr=es, fmt=style, capsize=3, label=label)
     raw = [r["test_baseline_kmeans_raw"] for r in rows if "test_baseline_kmeans_raw" in r]
-    if raw:
+    if raw and clustering:
         ax.axhline(statistics.mean(raw), color="gray", ls="--", label="k-means on raw pixels")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("clustering accuracy, test split")
+    ax.set_ylabel("clustering accuracy, test split" if clustering else "accuracy, test split")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
@@ -175,10 +189,19 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
     ap.add_argument("--title", default="Fashion-MNIST, mean ± std over seeds")
+    ap.add_argument("--xlabel", default="training minutes (2 CPU cores)",
+                    help="the plot's x label: say how the minutes were measured")
+    ap.add_argument("--plot-keys", default="test_head_acc,test_acc",
+                    help=f"comma-separated figures to plot, of {', '.join(PLOT_LABELS)}")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", action="append", default=[], metavar="eval.KEY=VALUE",
                     help="re-evaluate with this evaluation setting (repeatable)")
     args = ap.parse_args()
+    keys = tuple(k.strip() for k in args.plot_keys.split(",") if k.strip())
+    unknown = [k for k in keys if k not in PLOT_LABELS]
+    if unknown:  # checked before minutes of evaluation, not after
+        known = ", ".join(PLOT_LABELS)
+        raise SystemExit(f"--plot-keys {','.join(unknown)}: unknown, use one of {known}")
     torch.set_num_threads(args.threads)
     rows: list[dict[str, Any]] = []
     for run in args.runs:
@@ -190,7 +213,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "final": final}, indent=1))
     if args.plot:
-        plot(rows, args.plot, args.title)
+        plot(rows, args.plot, args.title, xlabel=args.xlabel, keys=keys)
 
 
 if __name__ == "__main__":
