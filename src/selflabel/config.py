@@ -56,6 +56,9 @@ class ModelConfig(_Section):
     embedding_dim: int = Field(128, ge=0)
     n_prototypes: list[int] = Field(default_factory=lambda: [100])
     projection_bn: bool = True
+    #: start the backbone from trained weights: a run directory, a selflabel checkpoint or a
+    #: backbone state dict (torchvision, official SwAV); heads start fresh (run/warm_start.py)
+    init_from: str | None = None
 
 
 class SwAVConfig(_Section):

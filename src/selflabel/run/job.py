@@ -26,6 +26,7 @@ import torch
 from selflabel.config import RunConfig, dump_config
 from selflabel.data import make_loader
 from selflabel.engine import Trainer, build_optimizer, cosine_schedule, init_distributed
+from selflabel.engine.checkpoint import find_resume
 from selflabel.engine.distributed import is_main_process
 from selflabel.methods import Method
 from selflabel.run.build import (
@@ -39,6 +40,7 @@ from selflabel.run.build import (
 from selflabel.run.evaluation import RunMetrics, evaluate_run
 from selflabel.run.export import SELF_LABEL_METHODS, self_labels, write_label_files
 from selflabel.run.outputs import write_outputs
+from selflabel.run.warm_start import init_backbone
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,11 @@ def train_job(cfg: RunConfig, run_dir: Path | None = None) -> JobResult:
 
     log.info("data: %s", data.train.describe())
     augment = ResumableAugment(build_augment(cfg, data.train))
-    method = build_method(cfg, data.train, world_size=dist_info.world_size).to(device)
+    method = build_method(cfg, data.train, world_size=dist_info.world_size)
+    if cfg.model.init_from and find_resume(run_dir) is None:  # a resumed run has its own weights
+        report = init_backbone(method.backbone, cfg.model.init_from)
+        log.info("backbone from model.init_from: %s", report.summary())
+    method = method.to(device)
     loader = make_loader(
         data.train,
         cfg.data.batch_size,
