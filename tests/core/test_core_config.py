@@ -18,8 +18,8 @@ from selflabel.config import (
 
 def test_every_preset_validates() -> None:
     names = preset_names()
-    assert {"demo", "fmnist-swav", "fmnist-swav-deep", "fmnist-sela", "cifar10",
-            "imagenet-swav"} <= set(names)
+    assert {"demo", "fmnist-swav", "fmnist-swav-deep", "fmnist-sela", "fmnist-sela-swav",
+            "cifar10", "imagenet-swav"} <= set(names)
     # the former name of the Fashion-MNIST SwAV preset still loads it
     assert load_config("fmnist") == load_config("fmnist-swav")
     for name in names:
