@@ -80,9 +80,9 @@ def init_backbone(backbone: nn.Module, spec: str | os.PathLike[str]) -> LoadRepo
         tensors = backbone_state(state["model"])
         if not tensors:
             raise ValueError(f"model.init_from: {path} holds no backbone.* tensors")
-        source: str | dict[str, Tensor] = tensors
+        source: dict[str, Any] = tensors
     else:
-        source = str(path)
+        source = state  # a plain state dict, already read: load_pretrained unwraps it
     try:
         report = load_pretrained(backbone, source, strict=True)
     except ValueError as err:
