@@ -73,7 +73,11 @@ class SwAVConfig(_Section):
 class SeLaConfig(_Section):
     """SeLa: T linear heads of K classes, label steps at t_i = (i/(M-1))^2 of training."""
 
-    n_heads: int = Field(1, ge=1)  #: T, heads of ``model.n_prototypes[0]`` classes each
+    n_heads: int = Field(1, ge=1)  #: T, heads of K classes each
+    #: K; None: ``model.n_prototypes[0]`` (method sela). Method swavsela needs it: SeLa's heads
+    #: there are separate from SwAV's prototypes (``model.n_prototypes``)
+    n_clusters: int | None = Field(None, ge=2)
+    loss_weight: float = Field(1.0, ge=0)  #: swavsela: weight of SeLa's loss beside SwAV's
     label_steps: int = Field(5, ge=2)  #: M, label steps over the whole training (first at t=0)
     lam: float = Field(25.0, gt=0)  #: the solver's inverse regularisation lambda
     tol: float = Field(1e-2, gt=0)  #: marginal-error tolerance of the solver
@@ -135,7 +139,7 @@ class EvalConfig(_Section):
 
 
 class RunConfig(_Section):
-    method: Literal["swav", "sela", "selav2", "deepclusterv2", "supervised"] = "swav"
+    method: Literal["swav", "sela", "swavsela", "selav2", "deepclusterv2", "supervised"] = "swav"
     seed: int = 0
     out: str | None = None  #: run directory (None: runs/<method>-<source>-<time>)
     data: DataConfig = Field(default_factory=DataConfig)

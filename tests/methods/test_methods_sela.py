@@ -6,24 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+from _methods_toys import TinyBackbone
 from torch import Tensor, nn
 
 from selflabel.methods import Batch, StepContext
 from selflabel.methods.sela import SeLa, head_scores, label_step_epochs, label_step_times
 from selflabel.ot import sinkhorn_equipartition
-
-
-class TinyBackbone(nn.Module):
-    out_dim = 8
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(1, self.out_dim, 3, padding=1)
-        self.bn = nn.BatchNorm2d(self.out_dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3))
-
 
 N, K, T = 60, 6, 3
 

@@ -27,7 +27,7 @@ from selflabel.config import ConfigError, load_config
 )
 @click.option(
     "--method",
-    type=click.Choice(["swav", "sela", "selav2", "deepclusterv2", "supervised"]),
+    type=click.Choice(["swav", "sela", "swavsela", "selav2", "deepclusterv2", "supervised"]),
     default=None,
     help="training method (overrides the preset's)",
 )

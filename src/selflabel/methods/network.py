@@ -60,7 +60,11 @@ class EmbeddingNetwork(nn.Module):
         )
 
     def forward(self, views: Sequence[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        embedding = self.projection_head(grouped_forward(self.backbone, views))
+        return self.head(grouped_forward(self.backbone, views))
+
+    def head(self, features: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Embeddings and prototype scores of backbone ``features`` (already computed)."""
+        embedding = self.projection_head(features)
         return embedding, list(self.prototypes(embedding))
 
     @torch.no_grad()

@@ -154,9 +154,14 @@ class SeLa(Method):
     def training_step(self, batch: Batch, ctx: StepContext) -> StepOutput:
         if not batch.views:
             raise ValueError("SeLa needs at least one view per batch")
-        bs = batch.views[0].shape[0]
         feats = grouped_forward(self.backbone, batch.views)  # (V*B, D)
-        targets = self.labels[batch.indices.to(self.labels.device)]  # (B, T)
+        return self.loss_from_features(feats, batch.indices, batch.views[0].shape[0])
+
+    def loss_from_features(self, feats: Tensor, indices: Tensor, bs: int) -> StepOutput:
+        """Cross-entropy of every head on backbone ``feats`` (V*B, D) against the self-labels of
+        ``indices`` (B,); ``training_step`` runs the backbone and calls this (as does
+        :class:`~selflabel.methods.swavsela.SwAVSeLa`, which shares the forward pass)."""
+        targets = self.labels[indices.to(self.labels.device)]  # (B, T)
         n_views = feats.shape[0] // bs
         loss = feats.new_zeros(())
         for h, logits in enumerate(self.heads(feats)):

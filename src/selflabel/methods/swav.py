@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from selflabel.methods.base import Batch, Method, StepContext, StepOutput, default_group
-from selflabel.methods.network import EmbeddingNetwork
+from selflabel.methods.network import EmbeddingNetwork, grouped_forward
 from selflabel.ot import plain_sinkhorn_codes, sinkhorn_codes
 
 
@@ -105,8 +105,16 @@ class SwAV(Method):
                 f"SwAV needs at least 2 views and the {self.n_global} global crops the codes come "
                 f"from; got {len(views)} views"
             )
-        bs = views[0].shape[0]
-        embedding, scores = self.network(views)  # (V*B, D), [(V*B, K_h)]
+        return self.loss_from_features(grouped_forward(self.backbone, views), views[0].shape[0])
+
+    def loss_from_features(self, features: Tensor, bs: int) -> StepOutput:
+        """The SwAV loss of backbone ``features`` (V*B, D) of V views of ``bs`` images each.
+
+        ``training_step`` runs the backbone and calls this; a method that shares the backbone's
+        forward pass with another loss (:class:`~selflabel.methods.swavsela.SwAVSeLa`) calls it
+        directly. Updates the queue.
+        """
+        embedding, scores = self.network.head(features)  # (V*B, D), [(V*B, K_h)]
         group = default_group()
         queue_in_use = self._queue_full()
         loss = embedding.new_zeros(())

@@ -17,6 +17,7 @@ from selflabel.methods.offline import DeepClusterV2, SeLaV2
 from selflabel.methods.sela import LabelData, SeLa
 from selflabel.methods.supervised import Supervised, read_labels
 from selflabel.methods.swav import SwAV
+from selflabel.methods.swavsela import SwAVSeLa
 from selflabel.models import build_backbone
 
 log = logging.getLogger(__name__)
@@ -142,34 +143,18 @@ def build_method(cfg: RunConfig, source: ImageSource, world_size: int = 1) -> Me
     c, _, _ = image_shape(source)
     backbone = build_backbone_from(cfg, c)
     if cfg.method == "swav":
-        network = build_network(cfg, backbone)
-        s = cfg.swav
-        return SwAV(
-            network,
-            n_global=cfg.augment.n_global,
-            temperature=s.temperature,
-            epsilon=s.epsilon,
-            sinkhorn_iters=s.sinkhorn_iters,
-            freeze_prototypes_iters=s.freeze_prototypes_iters,
-            queue_length=s.queue_length,
-            queue_start_epoch=s.queue_start_epoch,
-            world_size=world_size,
-        )
+        return build_swav(cfg, backbone, world_size)
     if cfg.method == "sela":
-        sc = cfg.sela
-        return SeLa(
-            backbone,
-            n_clusters=cfg.model.n_prototypes[0],
-            dataset_size=len(source),
-            label_data=build_label_data(cfg, source),
-            n_heads=sc.n_heads,
-            label_steps=sc.label_steps,
-            lam=sc.lam,
-            tol=sc.tol,
-            max_iter=sc.max_iter,
-            label_augmentations=sc.label_augmentations,
-            seed=cfg.seed,
-        )
+        return build_sela(cfg, backbone, source, cfg.sela.n_clusters or cfg.model.n_prototypes[0])
+    if cfg.method == "swavsela":
+        if cfg.sela.n_clusters is None:
+            raise ValueError(
+                "method=swavsela needs sela.n_clusters, the classes of SeLa's heads (SwAV's "
+                "prototypes are model.n_prototypes), e.g. sela.n_clusters=30"
+            )
+        swav = build_swav(cfg, backbone, world_size)
+        sela = build_sela(cfg, backbone, source, cfg.sela.n_clusters)
+        return SwAVSeLa(swav, sela, sela_weight=cfg.sela.loss_weight)
     if cfg.method in ("selav2", "deepclusterv2"):
         network = build_network(cfg, backbone)
         oc = cfg.offline
@@ -203,8 +188,42 @@ def build_method(cfg: RunConfig, source: ImageSource, world_size: int = 1) -> Me
             )
         return Supervised(backbone, labels)
     raise ValueError(
-        f"method {cfg.method!r} is not available; use swav, sela, selav2, deepclusterv2 "
+        f"method {cfg.method!r} is not available; use swav, sela, swavsela, selav2, deepclusterv2 "
         "or supervised"
+    )
+
+
+def build_swav(cfg: RunConfig, backbone: nn.Module, world_size: int = 1) -> SwAV:
+    """SwAV over ``backbone`` with ``cfg.model``'s projection and prototypes."""
+    s = cfg.swav
+    return SwAV(
+        build_network(cfg, backbone),
+        n_global=cfg.augment.n_global,
+        temperature=s.temperature,
+        epsilon=s.epsilon,
+        sinkhorn_iters=s.sinkhorn_iters,
+        freeze_prototypes_iters=s.freeze_prototypes_iters,
+        queue_length=s.queue_length,
+        queue_start_epoch=s.queue_start_epoch,
+        world_size=world_size,
+    )
+
+
+def build_sela(cfg: RunConfig, backbone: nn.Module, source: ImageSource, n_clusters: int) -> SeLa:
+    """SeLa's ``cfg.sela.n_heads`` heads of ``n_clusters`` classes over ``backbone``."""
+    sc = cfg.sela
+    return SeLa(
+        backbone,
+        n_clusters=n_clusters,
+        dataset_size=len(source),
+        label_data=build_label_data(cfg, source),
+        n_heads=sc.n_heads,
+        label_steps=sc.label_steps,
+        lam=sc.lam,
+        tol=sc.tol,
+        max_iter=sc.max_iter,
+        label_augmentations=sc.label_augmentations,
+        seed=cfg.seed,
     )
 
 

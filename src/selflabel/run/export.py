@@ -6,6 +6,8 @@ What "the labels" of a method are:
 * SeLa-v2 / DeepCluster-v2: a final assignment phase on the memory bank of the last epoch (rows the
   last epoch did not visit — ``drop_last`` leftovers — get their eval-mode embedding first);
 * supervised: the labels it was trained from;
+* SwAV + SeLa (``swavsela``): the arg-max of SwAV's main head, then SeLa's ``labels`` columns
+  (the over-clustered self-labels of its heads);
 * anything else (SwAV): the arg-max of the main head on un-augmented images (one column).
 
 Example::
@@ -31,10 +33,11 @@ from selflabel.methods import Method
 from selflabel.methods.offline import MemoryBankMethod
 from selflabel.methods.sela import SeLa
 from selflabel.methods.supervised import Supervised
+from selflabel.methods.swavsela import SwAVSeLa
 from selflabel.run.build import build_data, build_eval_transform, build_method
 
 #: methods whose training produces self-labels (exported at the end of `selflabel train`)
-SELF_LABEL_METHODS = ("sela", "selav2", "deepclusterv2")
+SELF_LABEL_METHODS = ("sela", "swavsela", "selav2", "deepclusterv2")
 
 
 @torch.no_grad()
@@ -65,7 +68,11 @@ def self_labels(
             chunk = torch.arange(start, min(start + batch_size, len(source)))
             _, images, _ = source.get_batch(chunk)
             out.append(method.cluster_scores(transform(images.to(device))).argmax(1).cpu())
-        return torch.cat(out).numpy().astype(np.int64)[:, None]
+        main = torch.cat(out).numpy().astype(np.int64)[:, None]
+        if isinstance(method, SwAVSeLa):
+            sela = method.sela.labels.detach().cpu().numpy().astype(np.int64)
+            return np.concatenate([main, sela], axis=1)
+        return main
     finally:
         method.train(was_training)
 
