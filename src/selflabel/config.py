@@ -52,6 +52,8 @@ class ModelConfig(_Section):
     width: float = Field(1.0, gt=0)  #: channel multiplier of the backbone
     small_stem: bool = False
     convs_per_block: int = Field(1, ge=1)  #: smallcnn only: 2 gives an 8-convolution network
+    #: smallcnn only: channels of its blocks before ``width`` (None: 32, 64, 128, 256)
+    channels: list[int] | None = None
     hidden_dim: int = Field(512, ge=0)
     embedding_dim: int = Field(128, ge=0)
     n_prototypes: list[int] = Field(default_factory=lambda: [100])

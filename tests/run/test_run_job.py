@@ -169,3 +169,16 @@ def test_convs_per_block_deepens_the_small_cnn_only() -> None:
     assert n_convs(["model.convs_per_block=2"]) == 8
     with pytest.raises(ValueError, match="smallcnn backbone only"):
         n_convs(["model.backbone=resnet18", "model.convs_per_block=2"])
+
+
+def test_channels_set_the_small_cnn_blocks_only() -> None:
+    from selflabel.config import load_config
+    from selflabel.run.build import build_backbone_from
+
+    net = build_backbone_from(load_config("demo", ["model.channels=[16,32,64,512]"]), 1)
+    assert net.out_dim == 512
+    convs = [m.out_channels for m in net.modules() if hasattr(m, "out_channels")]
+    assert convs == [16, 32, 64, 512]
+    resnet = load_config("demo", ["model.backbone=resnet18", "model.channels=[8]"])
+    with pytest.raises(ValueError, match="smallcnn backbone only"):
+        build_backbone_from(resnet, 1)

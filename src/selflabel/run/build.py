@@ -114,13 +114,17 @@ def build_augment(cfg: RunConfig, source: ImageSource) -> MultiCrop:
 def build_backbone_from(cfg: RunConfig, in_channels: int) -> nn.Module:
     m = cfg.model
     extra: dict[str, object] = {}
-    if m.convs_per_block != 1:
+    smallcnn_only = {"convs_per_block": m.convs_per_block != 1, "channels": m.channels is not None}
+    for key, is_set in smallcnn_only.items():
+        if not is_set:
+            continue
         if m.backbone.lower() != "smallcnn":
             raise ValueError(
-                f"model.convs_per_block={m.convs_per_block} applies to the smallcnn backbone only, "
-                f"not {m.backbone!r}: leave it at 1 (the ResNets' depth is in their name)"
+                f"model.{key}={getattr(m, key)} applies to the smallcnn backbone only, "
+                f"not {m.backbone!r}: leave it unset (the ResNets' depth and width are in their "
+                "name and model.width)"
             )
-        extra["convs_per_block"] = m.convs_per_block
+        extra[key] = tuple(m.channels) if key == "channels" and m.channels else getattr(m, key)
     return build_backbone(
         m.backbone, in_channels=in_channels, width=m.width, small_stem=m.small_stem, **extra
     )
