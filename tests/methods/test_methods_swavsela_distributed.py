@@ -16,6 +16,8 @@ def test_two_processes_equal_one_process() -> None:
     r0, r1 = run_distributed(train_swavsela, 2)
     assert torch.equal(r0["sela.labels"], single["sela.labels"])
     assert int(single["sela.steps_done"]) == 3, "t = 0, 1/4 and 1 of one epoch: all done"
+    moved = (single["backbone.conv.weight"] - single["init.backbone.conv.weight"]).abs().max()
+    assert moved > 1e-2, "the backbone trained: the comparison below is not of two untouched inits"
     for key, value in single.items():
         if "queue" in key or "num_batches_tracked" in key:
             continue
