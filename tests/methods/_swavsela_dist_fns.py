@@ -42,10 +42,10 @@ def train_swavsela(rank: int, world: int) -> dict[str, Tensor]:
                 label_data=label_data, label_steps=3, tol=1e-6)
     method = SwAVSeLa(swav, sela, sela_weight=0.5)
     init = backbone.conv.weight.detach().clone()
-    # lr 0.1: at 0.5 the run is chaotic enough to amplify float reduction order to ~1e-4
-    opt = torch.optim.SGD(method.parameters(), lr=0.1, momentum=0.9)
+    lr = 0.1  # at 0.5 the run is chaotic enough to amplify float reduction order to ~1e-4
+    opt = torch.optim.SGD(method.parameters(), lr=lr, momentum=0.9)
     with tempfile.TemporaryDirectory() as out:
-        Trainer(method, loader, views, opt, lambda it: 0.1, epochs=1, out_dir=out,
+        Trainer(method, loader, views, opt, lambda it: lr, epochs=1, out_dir=out,
                 sync_bn=True, progress=False, tensorboard=False, monitor=False,
                 resume=False).fit()
     state = {k: v.detach().clone() for k, v in method.state_dict().items()}
