@@ -159,3 +159,17 @@ def test_large_case_is_vectorised_and_exact() -> None:
 def test_bad_labels_raise(y_true: object, y_pred: object, error: type[Exception]) -> None:
     with pytest.raises(error):
         clustering_scores(y_true, y_pred)  # type: ignore[arg-type]
+
+
+
+def test_overclustering_accuracy_is_the_covering_optimum_whatever_the_label_order() -> None:
+    # 3 clusters, 2 classes; several class-covering matchings tie on the counts alone. The best
+    # mapping covering both classes sends clusters 0 and 4 to class 0 and 2 to class 1 (5 of 6).
+    # A Hungarian step on the counts scored 4 of 6 under some orders of the ids.
+    y_true = np.array([0, 0, 0, 0, 1, 1])
+    y_pred = np.array([0, 0, 4, 4, 2, 4])
+    for true_ids in itertools.permutations([7, -3]):
+        for pred_ids in itertools.permutations([1500, 1200, 1900]):
+            t = np.array(true_ids)[y_true]
+            p = np.array(pred_ids)[np.searchsorted([0, 2, 4], y_pred)]
+            assert cluster_accuracy(t, p) == pytest.approx(5 / 6), (true_ids, pred_ids)

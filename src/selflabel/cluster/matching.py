@@ -5,9 +5,10 @@ The rule (the clustering benchmark's protocol, see ``docs/clustering.md``):
 * **clusters ≤ classes** — the one-to-one matching that maximises the number of correctly
   labelled samples (Hungarian algorithm, :func:`scipy.optimize.linear_sum_assignment`). Every
   cluster gets a distinct class; the classes left over get no cluster.
-* **over-clustering (clusters > classes)** — first one cluster per class by the same Hungarian
-  matching (so every class is predicted by at least one cluster), then each remaining cluster goes
-  to the class that maximises accuracy, i.e. its majority class (ties: the smallest class label).
+* **over-clustering (clusters > classes)** — the mapping with the most correctly labelled samples
+  among those in which every class is predicted by at least one cluster: each class gets a
+  distinct cluster (a Hungarian matching on what moving a cluster off its majority class costs),
+  and each remaining cluster goes to its majority class (ties: the smallest class label).
 
 This is *not* a plain majority vote: a majority vote may leave classes unpredicted, the Hungarian
 step may not. Labels and cluster ids may be any integers (not only ``0..C-1``); the mapping is
@@ -100,13 +101,29 @@ def contingency(y_true: ArrayLike, y_pred: ArrayLike) -> Contingency:
 
 def _match_table(counts: NDArray[np.int64]) -> NDArray[np.int64]:
     """For each cluster (column) the row index of its class, by the protocol's rule."""
-    n_k = counts.shape[1]
-    rows, cols = linear_sum_assignment(counts, maximize=True)
-    assign = np.full(n_k, -1, dtype=np.int64)
+    # solve on the columns sorted by their counts, so that ties break by what the clusters hold
+    # and never by their ids: relabelling the clusters gives the same mapping
+    order = np.lexsort(counts[::-1])
+    assign = np.empty(counts.shape[1], dtype=np.int64)
+    assign[order] = _match_sorted(counts[:, order])
+    return assign
+
+
+def _match_sorted(counts: NDArray[np.int64]) -> NDArray[np.int64]:
+    n_c, n_k = counts.shape
+    if n_k <= n_c:  # one-to-one
+        rows, cols = linear_sum_assignment(counts, maximize=True)
+        assign = np.full(n_k, -1, dtype=np.int64)
+        assign[cols] = rows
+        return assign
+    # over-clustering: every cluster would take its majority class; the classes that need a
+    # cluster of their own get the distinct clusters whose move costs the fewest correct samples.
+    # This maximises the correct count over all mappings that cover every class (a Hungarian
+    # step on the counts alone ignored what the matched clusters give up).
+    assign = np.argmax(counts, axis=0).astype(np.int64)
+    loss = counts.max(axis=0, keepdims=True) - counts
+    rows, cols = linear_sum_assignment(loss)
     assign[cols] = rows
-    rest = assign < 0  # only when n_k > n_c: the over-clustering step
-    if np.any(rest):
-        assign[rest] = np.argmax(counts[:, rest], axis=0)
     return assign
 
 
@@ -179,8 +196,8 @@ def mapped_accuracy(y_true: ArrayLike, y_pred: ArrayLike, mapping: dict[int, int
 def cluster_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Clustering accuracy under the best cluster → class matching of the benchmark's rule.
 
-    Hungarian (one-to-one) when there are no more clusters than classes; with over-clustering, one
-    cluster per class by Hungarian and each remaining cluster to its majority class.
+    Hungarian (one-to-one) when there are no more clusters than classes; with over-clustering, the
+    best mapping in which every class has at least one cluster (the others: majority class).
 
     Example::
 
