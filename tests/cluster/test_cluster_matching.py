@@ -161,7 +161,6 @@ def test_bad_labels_raise(y_true: object, y_pred: object, error: type[Exception]
         clustering_scores(y_true, y_pred)  # type: ignore[arg-type]
 
 
-
 def test_overclustering_accuracy_is_the_covering_optimum_whatever_the_label_order() -> None:
     # 3 clusters, 2 classes; several class-covering matchings tie on the counts alone. The best
     # mapping covering both classes sends clusters 0 and 4 to class 0 and 2 to class 1 (5 of 6).

@@ -110,16 +110,11 @@ def _match_table(counts: NDArray[np.int64]) -> NDArray[np.int64]:
 
 
 def _match_sorted(counts: NDArray[np.int64]) -> NDArray[np.int64]:
-    n_c, n_k = counts.shape
-    if n_k <= n_c:  # one-to-one
-        rows, cols = linear_sum_assignment(counts, maximize=True)
-        assign = np.full(n_k, -1, dtype=np.int64)
-        assign[cols] = rows
-        return assign
-    # over-clustering: every cluster would take its majority class; the classes that need a
-    # cluster of their own get the distinct clusters whose move costs the fewest correct samples.
-    # This maximises the correct count over all mappings that cover every class (a Hungarian
-    # step on the counts alone ignored what the matched clusters give up).
+    # every cluster would take its majority class; each class (with over-clustering) or each
+    # cluster (otherwise) is matched one-to-one at the least cost in correct samples. With no more
+    # clusters than classes every cluster is matched, so this is the Hungarian maximum of the
+    # counts; with over-clustering it maximises the correct count over all mappings that cover
+    # every class (a Hungarian step on the counts alone ignored what the matched clusters give up).
     assign = np.argmax(counts, axis=0).astype(np.int64)
     loss = counts.max(axis=0, keepdims=True) - counts
     rows, cols = linear_sum_assignment(loss)
