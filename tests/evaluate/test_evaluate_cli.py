@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -319,14 +320,27 @@ def test_run_directory_defaults_to_its_data(
     assert text.splitlines()[-1].split()[-2] == "100.00"  # test = train: 1-NN is itself
 
 
+def _write_run(run: Path, cfg: Any, method: torch.nn.Module) -> Path:
+    """A run directory as `selflabel train` writes it: config.yaml + checkpoint_last.pt."""
+    from selflabel.config import dump_config
+    from selflabel.engine.checkpoint import save_checkpoint
+
+    run.mkdir()
+    (run / "config.yaml").write_text(dump_config(cfg))
+    save_checkpoint(
+        run / "checkpoint_last.pt",
+        {"format": "selflabel-checkpoint", "model": method.state_dict(), "epoch": 1},
+    )
+    return run
+
+
 @pytest.mark.parametrize("view", [None, 12])
 def test_real_swav_run_directory_round_trip(
     tmp_path: Path, tiny_images: Path, view: int | None
 ) -> None:
     """A run directory as `selflabel train` writes it: config.yaml + checkpoint_last.pt; its
     features are taken in the run's own evaluation view (``eval.image_size``)."""
-    from selflabel.config import dump_config, load_config
-    from selflabel.engine.checkpoint import save_checkpoint
+    from selflabel.config import load_config
     from selflabel.run.build import build_method
 
     extra = [] if view is None else [f"eval.image_size={view}"]
@@ -334,13 +348,7 @@ def test_real_swav_run_directory_round_trip(
     from selflabel.data import load_source
 
     method = build_method(cfg, load_source(str(tiny_images)))
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.yaml").write_text(dump_config(cfg))
-    save_checkpoint(
-        run / "checkpoint_last.pt",
-        {"format": "selflabel-checkpoint", "model": method.state_dict(), "epoch": 1},
-    )
+    run = _write_run(tmp_path / "run", cfg, method)
     out = tmp_path / "f.npy"
     text = _run(["extract", str(run), "--out", str(out), "--quiet"])
     assert f"run {run}" in text
@@ -356,3 +364,67 @@ def test_real_swav_run_directory_round_trip(
     np.testing.assert_allclose(feats, expected.numpy(), rtol=1e-4, atol=1e-5)
     size = "native size" if view is None else f"{view} (crop fraction 1.0)"
     assert size in text
+
+
+def test_holdout_run_is_scored_on_its_own_validation_split(
+    tmp_path: Path, tiny_images: Path
+) -> None:
+    """A run trained with ``data.holdout`` (here SeLa, whose label bank has one row per training
+    image): ``eval knn --checkpoint RUN`` keeps the held-out images out of the train features and
+    scores exactly those images, as the run's own evaluation did."""
+    from selflabel.config import load_config
+    from selflabel.data import EvalTransform
+    from selflabel.run.build import build_data, build_method
+
+    cfg = load_config(
+        "demo-sela",
+        [
+            f"data.source={tiny_images}",
+            "data.batch_size=4",
+            "data.holdout=0.25",
+            "sela.n_clusters=3",
+        ],
+    )
+    data = build_data(cfg)
+    assert data.test is not None
+    assert (len(data.train), len(data.test)) == (18, 6)
+    method = build_method(cfg, data.train)
+    run = _write_run(tmp_path / "run", cfg, method)
+    out = tmp_path / "knn.json"
+    text = _run(
+        ["eval", "knn", "--checkpoint", str(run), "--k", "1", "--quiet", "--json", str(out)]
+    )
+    assert "held-out validation images (6" in text
+    result = json.loads(out.read_text())
+    assert (result["n_train"], result["n_test"]) == (18, 6)
+
+    def feats(src: object) -> tuple[np.ndarray, np.ndarray]:
+        _, images, labels = src.get_batch(torch.arange(len(src)))  # type: ignore[attr-defined]
+        tf = EvalTransform(cfg.eval.image_size, mean=src.mean, std=src.std)  # type: ignore[attr-defined]
+        with torch.no_grad():
+            f = torch.nn.functional.normalize(method.eval().features(tf(images)), dim=1)
+        return f.numpy(), labels.numpy()
+
+    (xtr, ytr), (xva, yva) = feats(data.train), feats(data.test)
+    expected = float(np.mean(ytr[np.argmax(xva @ xtr.T, axis=1)] == yva))
+    assert result["top1"] == pytest.approx(100 * expected)
+    # --test-data still names other images: the train features keep the holdout out
+    text = _run(
+        [
+            "eval",
+            "knn",
+            "--checkpoint",
+            str(run),
+            "--test-data",
+            str(tiny_images),
+            "--k",
+            "1",
+            "--quiet",
+            "--json",
+            str(out),
+        ]
+    )
+    assert (json.loads(out.read_text())["n_train"], json.loads(out.read_text())["n_test"]) == (
+        18,
+        24,
+    )

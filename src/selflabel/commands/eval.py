@@ -65,12 +65,18 @@ def input_options(f: Any) -> Any:
         click.option(
             "--train-data",
             metavar="SOURCE",
-            help="Train images (with --checkpoint; default: a run's data.source).",
+            help=(
+                "Train images (with --checkpoint; default: a run's data.source, less its "
+                "data.holdout images)."
+            ),
         ),
         click.option(
             "--test-data",
             metavar="SOURCE",
-            help="Test images (with --checkpoint; default: a run's data.test_source).",
+            help=(
+                "Test images (with --checkpoint; default: a run's data.holdout images when it "
+                "has them, else its data.test_source)."
+            ),
         ),
         click.option("--train-split", default=None, help="Default: train."),
         click.option("--test-split", default=None, help="Default: test."),
@@ -108,24 +114,37 @@ def _from_checkpoint(o: dict[str, Any]) -> _Inputs:
     train_spec = o["train_data"] or run_data.get("source")
     if train_spec is None:
         raise click.UsageError("--checkpoint needs --train-data SOURCE (and usually --test-data)")
-    test_spec = o["test_data"] or (None if o["train_data"] else run_data.get("test_source"))
     size = None if o["train_data"] else run_data.get("image_size")
     train_split = o["train_split"] or str(run_data.get("split") or "train")
-    test_split = o["test_split"] or str(run_data.get("test_split") or "test")
     train_src = load_eval_source(str(train_spec), train_split, size)
+    described_train = f"{train_src.describe()} (split {train_split})"
+    # a run trained with data.holdout: its own split, so the held-out images stay out of the
+    # train features and are what is scored unless --test-data names other images
+    holdout = 0.0 if o["train_data"] else float(run_data.get("holdout") or 0.0)
+    test_src = None
+    described_test = ""
+    if holdout > 0:
+        from selflabel.run.build import holdout_split
+
+        train_src, test_src = holdout_split(train_src, holdout)
+        described_train += f" without its data.holdout={holdout} ({len(train_src)} images)"
+        described_test = f"the run's held-out validation images ({len(test_src)}, data.holdout)"
+    if o["test_data"] is not None or (test_src is None and not o["train_data"]):
+        test_spec = o["test_data"] or run_data.get("test_source")
+        if test_spec is not None:
+            test_split = o["test_split"] or str(run_data.get("test_split") or "test")
+            test_src = load_eval_source(str(test_spec), test_split, size)
+            described_test = f"{test_src.describe()} (split {test_split})"
     model, described = load_eval_model(o["checkpoint"], train_src, o["arch"])
     kw = dict(device=o["device"], batch_size=o["batch_size"], progress=not o["quiet"])
     view = eval_view(o["checkpoint"], o["image_size"], o["crop_fraction"])
-    tf = eval_transform(train_src, *view)
-    train = extract_features(model, train_src, transform=tf, **kw)
+    train = extract_features(model, train_src, transform=eval_transform(train_src, *view), **kw)
     test_x = test_y = None
-    described += f"; train {train_src.describe()} (split {train_split})"
-    if test_spec is not None:
-        test_src = load_eval_source(str(test_spec), test_split, size)
-        tf_test = eval_transform(test_src, *view)
-        test = extract_features(model, test_src, transform=tf_test, **kw)
+    described += f"; train {described_train}"
+    if test_src is not None:
+        test = extract_features(model, test_src, transform=eval_transform(test_src, *view), **kw)
         test_x, test_y = test.features, test.labels
-        described += f"; test {test_src.describe()} (split {test_split})"
+        described += f"; test {described_test}"
     return _Inputs(train.features, train.labels, test_x, test_y, described)
 
 

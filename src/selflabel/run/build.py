@@ -41,6 +41,12 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def holdout_split(source: ImageSource, fraction: float) -> tuple[ImageSource, ImageSource]:
+    """``(train, validation)`` as ``data.holdout=fraction`` makes them: the same images for every
+    run and every later evaluation of it (a fixed split seed, independent of the run's seed)."""
+    return source.split(fraction, seed=0)
+
+
 def build_data(cfg: RunConfig) -> RunData:
     """Load the training source and the evaluation source: ``data.holdout`` of the training
     images when set (a validation split), else ``data.test_source`` when the config names one."""
@@ -48,10 +54,12 @@ def build_data(cfg: RunConfig) -> RunData:
     train = load_source(d.source, split=d.split, image_size=d.image_size, strict=d.strict)
     test: ImageSource | None = None
     if d.holdout > 0:
-        train, test = train.split(d.holdout, seed=0)
+        train, test = holdout_split(train, d.holdout)
         log.info(
             "data.holdout=%s: training on %d images, validating on %d held-out ones%s",
-            d.holdout, len(train), len(test),
+            d.holdout,
+            len(train),
+            len(test),
             f" (instead of {d.test_source})" if d.test_source else "",
         )
     elif d.test_source:
