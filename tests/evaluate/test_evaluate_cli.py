@@ -428,3 +428,36 @@ def test_holdout_run_is_scored_on_its_own_validation_split(
         18,
         24,
     )
+
+
+def test_self_label_run_evaluates_on_images_of_another_size(
+    tmp_path: Path, tiny_images: Path
+) -> None:
+    """SeLa keeps one label row per training image; extracting features of other images (here
+    30 instead of its 24) must not trip over that bookkeeping."""
+    from selflabel.config import load_config
+    from selflabel.data import EvalTransform, load_source
+    from selflabel.run.build import build_method
+
+    cfg = load_config(
+        "demo-sela", [f"data.source={tiny_images}", "data.batch_size=4", "sela.n_clusters=3"]
+    )
+    method = build_method(cfg, load_source(str(tiny_images)))
+    run = _write_run(tmp_path / "run", cfg, method)
+    other = tmp_path / "other.npz"
+    rng = np.random.default_rng(1)
+    np.savez(
+        other, images=rng.integers(0, 255, (30, 12, 12), dtype=np.uint8), labels=np.arange(30) % 3
+    )
+    out = tmp_path / "f.npy"
+    _run(["extract", str(run), "--data", str(other), "--out", str(out), "--quiet"])
+    src = load_source(str(other))
+    _, images, _ = src.get_batch(torch.arange(30))
+    with torch.no_grad():  # the checkpoint's own weights, in the run's evaluation view
+        tf = EvalTransform(cfg.eval.image_size, mean=src.mean, std=src.std)
+        expected = method.eval().features(tf(images)).numpy()
+    np.testing.assert_allclose(np.load(out), expected, rtol=1e-4, atol=1e-5)
+    knn_json = tmp_path / "knn.json"
+    args = ["eval", "knn", "--checkpoint", str(run), "--train-data", str(other), "--k", "1"]
+    _run([*args, "--quiet", "--json", str(knn_json)])
+    assert json.loads(knn_json.read_text())["n_train"] == 30

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import torch
 from torch import nn
 
 __all__ = ["eval_transform", "extract", "load_eval_model", "load_eval_source", "run_data_config"]
@@ -71,8 +72,21 @@ def _method_from_config(config: dict[str, Any], state: dict[str, Any], source: A
 
     cfg = build_config(config)
     method = build_method(cfg, source)
+    _fit_per_image_buffers(method, state)
     method.load_state_dict(state)
     return method
+
+
+def _fit_per_image_buffers(method: nn.Module, state: dict[str, Any]) -> None:
+    """Give the buffers whose size follows the training set (SeLa's labels, DeepCluster-v2's
+    bank) the checkpoint's shape: the method is built for the images to evaluate, which need not
+    be the images it trained on. Parameters are left alone, so a real mismatch still fails."""
+    for name, buf in list(method.named_buffers()):
+        saved = state.get(name)
+        if isinstance(saved, torch.Tensor) and saved.shape != buf.shape:
+            owner_name, _, leaf = name.rpartition(".")
+            owner = method.get_submodule(owner_name) if owner_name else method
+            owner.register_buffer(leaf, torch.empty_like(saved, dtype=buf.dtype))
 
 
 def load_eval_model(checkpoint: Path, source: Any, arch: str | None) -> tuple[nn.Module, str]:

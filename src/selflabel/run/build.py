@@ -57,9 +57,7 @@ def build_data(cfg: RunConfig) -> RunData:
         train, test = holdout_split(train, d.holdout)
         log.info(
             "data.holdout=%s: training on %d images, validating on %d held-out ones%s",
-            d.holdout,
-            len(train),
-            len(test),
+            d.holdout, len(train), len(test),
             f" (instead of {d.test_source})" if d.test_source else "",
         )
     elif d.test_source:
