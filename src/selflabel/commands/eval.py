@@ -129,12 +129,12 @@ def _from_checkpoint(o: dict[str, Any]) -> _Inputs:
         train_src, test_src = holdout_split(train_src, holdout)
         described_train += f" without its data.holdout={holdout} ({len(train_src)} images)"
         described_test = f"the run's held-out validation images ({len(test_src)}, data.holdout)"
-    if o["test_data"] is not None or (test_src is None and not o["train_data"]):
-        test_spec = o["test_data"] or run_data.get("test_source")
-        if test_spec is not None:
-            test_split = o["test_split"] or str(run_data.get("test_split") or "test")
-            test_src = load_eval_source(str(test_spec), test_split, size)
-            described_test = f"{test_src.describe()} (split {test_split})"
+    own_test = None if o["train_data"] or holdout > 0 else run_data.get("test_source")
+    test_spec = o["test_data"] or own_test
+    if test_spec is not None:
+        test_split = o["test_split"] or str(run_data.get("test_split") or "test")
+        test_src = load_eval_source(str(test_spec), test_split, size)
+        described_test = f"{test_src.describe()} (split {test_split})"
     model, described = load_eval_model(o["checkpoint"], train_src, o["arch"])
     kw = dict(device=o["device"], batch_size=o["batch_size"], progress=not o["quiet"])
     view = eval_view(o["checkpoint"], o["image_size"], o["crop_fraction"])
