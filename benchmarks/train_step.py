@@ -90,6 +90,12 @@ def run_case(
     return {"case": name, "batch": b, "ours": best_o, "plain": best_p, "ratio": best_o / best_p}
 
 
+def append_to_doc(head: str, table: str) -> None:
+    """Append a section (heading and conditions, then the table) to docs/benchmarks.md."""
+    with open(Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md", "a") as f:
+        f.write(head + table + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -111,7 +117,6 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if not args.no_append:
-        doc = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
         head = (
             f"\n## SwAV train step ({dt.date.today()}, `python benchmarks/train_step.py`)\n\n"
             f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -119,8 +124,7 @@ def main() -> None:
             "alternating rounds. GPU (ResNet-50 2x224+6x96, bf16, channels_last): not "
             "measured, no GPU lent in this task.\n\n"
         )
-        with open(doc, "a") as f:
-            f.write(head + table + "\n")
+        append_to_doc(head, table)
 
 
 if __name__ == "__main__":
