@@ -21,14 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_step import append_to_doc, make, measure, ours
-
-
-def multicrop(batch: int) -> list[torch.Tensor]:
-    """Random views shaped like the Fashion-MNIST presets' crops: 2 x 24 px + 4 x 12 px."""
-    return [torch.randn(batch, 1, 24, 24) for _ in range(2)] + [
-        torch.randn(batch, 1, 12, 12) for _ in range(4)
-    ]
+from train_step import append_to_doc, make, measure, multicrop, ours
 
 
 def main() -> None:

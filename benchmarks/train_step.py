@@ -71,14 +71,19 @@ def measure(step, swav: SwAV, views: list[torch.Tensor], steps: int) -> float:  
     return steps * len(views[0]) / (time.perf_counter() - t0)
 
 
+def multicrop(b: int, ch: int = 1, sizes: tuple[int, int] = (24, 12)) -> list[torch.Tensor]:
+    """Random multi-crop views: 2 global crops of ``sizes[0]`` px and 4 small of ``sizes[1]``."""
+    g, loc = sizes
+    return [torch.randn(b, ch, g, g) for _ in range(2)] + [
+        torch.randn(b, ch, loc, loc) for _ in range(4)
+    ]
+
+
 def run_case(
     name: str, backbone: str, ch: int, sizes: tuple[int, int], b: int, steps: int, rounds: int
 ) -> dict[str, object]:
     torch.manual_seed(0)
-    g, loc = sizes
-    views = [torch.randn(b, ch, g, g) for _ in range(2)] + [
-        torch.randn(b, ch, loc, loc) for _ in range(4)
-    ]
+    views = multicrop(b, ch, sizes)
     swav = make(backbone, ch, 100)
     swav_nhwc = make(backbone, ch, 100).to(memory_format=torch.channels_last)
     swav_nhwc.load_state_dict(swav.state_dict())
