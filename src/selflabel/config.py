@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -134,6 +134,10 @@ class EvalConfig(_Section):
     #: by ``crop_fraction`` (None: native size); the Fashion-MNIST presets use the global crop size
     image_size: int | None = Field(None, ge=1)
     crop_fraction: float = Field(1.0, gt=0, le=1)
+    #: test-time views: the evaluation's features (and head probabilities) are averaged over
+    #: ``image_size`` and these extra sizes, each also mirrored when ``tta_flip`` (never training)
+    tta_sizes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
+    tta_flip: bool = False
     knn_k: int = Field(20, ge=1)
     knn_temperature: float = Field(0.07, gt=0)
     gallery_per_cluster: int = Field(8, ge=0)

@@ -12,6 +12,7 @@ MODULES = [
     "selflabel.evaluate.knn",
     "selflabel.evaluate.linear",
     "selflabel.evaluate.features",
+    "selflabel.evaluate.views",
     "selflabel.commands.eval",
 ]
 

@@ -83,6 +83,27 @@ def test_test_split_figures_are_the_benchmark_on_the_test_images(
     assert m["knn_protocol"].endswith("train -> test (96 images)")
 
 
+def test_test_time_views_change_the_evaluation_not_the_training(
+    tiny_npz: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    args = ["--data", str(tiny_npz), "--epochs", "1", *FAST, "eval.gallery_per_cluster=0"]
+    _train([*args, "--out", str(tmp_path / "plain")])
+    _train([*args, "--out", str(tmp_path / "tta"), "eval.tta_sizes=[12]", "eval.tta_flip=true"])
+    plain, tta = (json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("plain", "tta"))
+    assert (plain["eval_views"], tta["eval_views"]) == (1, 4)
+    confidences = []  # the head's softmax of each image; with test-time views, over 4 views
+    for run in ("plain", "tta"):
+        with open(tmp_path / run / "labels.csv") as f:
+            confidences.append([float(r["confidence"]) for r in csv.DictReader(f)])
+    assert confidences[0] != pytest.approx(confidences[1], abs=1e-4)
+    weights = [torch.load(tmp_path / r / "checkpoint_last.pt", weights_only=False)["model"]
+               for r in ("plain", "tta")]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 def test_rerun_resumes_and_extends(tiny_npz: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     _train(["--data", str(tiny_npz), "--epochs", "1", "--out", str(out), *FAST])

@@ -4,7 +4,8 @@ and the same clustering benchmark on raw pixels (``baseline_kmeans_raw``): what 
 Protocol (also written into ``metrics.json``):
 
 * features: backbone output of un-augmented, normalised images (resized to ``eval.image_size``
-  when set), model in eval mode;
+  when set), model in eval mode; with test-time views (``eval.tta_sizes``, ``eval.tta_flip``) the
+  mean of the L2-normalised features of every view, and the head's mean softmax over them;
 * clustering benchmark: L2-normalise, optional PCA, k-means with ``k = eval.n_clusters`` (default:
   number of classes) over ``eval.seeds`` seeds, each the best (lowest k-means objective, no labels
   involved) of ``eval.kmeans_restarts`` runs, clusters mapped to classes by Hungarian matching,
@@ -40,8 +41,9 @@ from selflabel.cluster import KMeans, cluster_benchmark, clustering_scores
 from selflabel.config import RunConfig
 from selflabel.data import EvalTransform, ImageSource
 from selflabel.evaluate import knn_accuracy
+from selflabel.evaluate.views import TestViews
 from selflabel.methods import Method
-from selflabel.run.build import build_eval_transform
+from selflabel.run.build import build_eval_views
 
 
 @dataclass
@@ -67,13 +69,16 @@ def predict(
     source: ImageSource,
     device: torch.device,
     batch_size: int = 512,
-    transform: EvalTransform | None = None,
+    transform: EvalTransform | TestViews | None = None,
 ) -> Predictions:
     """Run the method's backbone and head over every image of ``source`` (eval mode, no aug).
 
-    ``transform``: the un-augmented view (default: native size, the source's normalisation).
+    ``transform``: the un-augmented view (default: native size, the source's normalisation), or
+    test-time views, whose features and head probabilities are averaged over the views.
     """
-    transform = transform or EvalTransform(mean=source.mean, std=source.std)
+    views = transform if isinstance(transform, TestViews) else TestViews(
+        [transform or EvalTransform(mean=source.mean, std=source.std)]
+    )
     was_training = method.training
     method.eval()
     feats, labels, protos, confs = [], [], [], []
@@ -81,10 +86,9 @@ def predict(
         for start in range(0, len(source), batch_size):
             idx = torch.arange(start, min(start + batch_size, len(source)))
             _, images, y = source.get_batch(idx)
-            x = transform(images.to(device))
-            feats.append(method.features(x).float().cpu())
-            probs = torch.softmax(method.cluster_scores(x).float(), dim=1)
-            conf, proto = probs.max(dim=1)
+            images = images.to(device)
+            feats.append(views.features(method.features, images).cpu())
+            conf, proto = views.probabilities(method.cluster_scores, images).max(dim=1)
             protos.append(proto.cpu())
             confs.append(conf.cpu())
             labels.append(y)
@@ -140,12 +144,11 @@ def evaluate_run(
 ) -> RunMetrics:
     """All figures of a run (module docstring); ``baseline`` reuses an earlier raw result."""
     t0 = time.perf_counter()
-    pred = predict(
-        method, data_train, device, cfg.eval.batch_size, build_eval_transform(cfg, data_train)
-    )
+    views = build_eval_views(cfg, data_train)
+    pred = predict(method, data_train, device, cfg.eval.batch_size, views)
     k = n_eval_clusters(cfg, data_train)
     out = RunMetrics()
-    values: dict[str, Any] = {"n_images": len(data_train), "k": k}
+    values: dict[str, Any] = {"n_images": len(data_train), "k": k, "eval_views": len(views)}
     labelled = data_train.labelled and bool((pred.labels >= 0).all())
     if labelled:
         bench = _benchmark(pred.features, pred.labels, cfg, k)
@@ -153,7 +156,7 @@ def evaluate_run(
         values["clustering_benchmark"] = bench
         test = None
         if data_test is not None and data_test.labelled:
-            tf = build_eval_transform(cfg, data_test)
+            tf = build_eval_views(cfg, data_test)
             test = predict(method, data_test, device, cfg.eval.batch_size, tf)
         baseline = _raw_baseline(baseline, data_train, pred, data_test, test, cfg, k)
         if data_test is not None and test is not None:

@@ -1,0 +1,92 @@
+"""Test-time views chosen without the test split: kNN accuracy of finished runs per view set.
+
+For each run directory the last checkpoint is loaded and the features of its **training** images
+are extracted under every view set (``eval.image_size`` alone; with extra sizes; each also
+mirrored, :class:`selflabel.evaluate.views.TestViews`). The training images are then split into
+``--folds`` folds (fixed permutation, seed 0): each fold in turn is the query set of a weighted kNN
+(the run's ``eval.knn_k`` and ``eval.knn_temperature``) whose gallery is the other folds, so every
+training image is scored once and no test image is looked at. The table gives the mean over folds
+and its difference from the single view, per run.
+
+    python benchmarks/eval_views.py runs/a runs/b     # view sets 24; 24+28; 20+24+28; 24+28+32
+    python benchmarks/eval_views.py runs/a --sizes 24,28 24,28,32 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch import Tensor
+
+from selflabel.config import build_config
+from selflabel.data import EvalTransform, ImageSource
+from selflabel.engine import checkpoint as ckpt
+from selflabel.evaluate import knn_accuracy
+from selflabel.evaluate.views import TestViews
+from selflabel.methods import Method
+from selflabel.run.build import build_data, build_method
+
+
+def features(method: Method, source: ImageSource, views: TestViews, batch: int = 1024) -> Tensor:
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(source), batch):
+            _, images, _ = source.get_batch(torch.arange(s, min(s + batch, len(source))))
+            out.append(views.features(method.features, images))
+    return torch.cat(out)
+
+
+def folds_knn(f: torch.Tensor, y: np.ndarray, folds: int, k: int, t: float) -> float:
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0)).numpy()
+    accs = []
+    for q in np.array_split(perm, folds):
+        gallery = np.setdiff1d(perm, q)
+        res = knn_accuracy(f[gallery], y[gallery], f[q], y[q], k=k, temperature=t)
+        accs.append(float(res["top1"]) / 100.0)
+    return float(np.mean(accs))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument(
+        "--sizes",
+        nargs="+",
+        default=["24", "24,28", "20,24,28", "24,28,32"],
+        help="view sets, each a comma-separated list of sizes (each also mirrored)",
+    )
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print("| run | views | kNN (train folds) | vs single view |\n|---|---|---:|---:|")
+    for run in args.runs:
+        cfg = build_config(yaml.safe_load((run / "config.yaml").read_text()))
+        source = build_data(cfg).train
+        method = build_method(cfg, source)
+        method.load_state_dict(ckpt.load_checkpoint(run / "checkpoint_last.pt")["model"])
+        method.eval()
+        y = np.asarray(source.get_batch(torch.arange(len(source)))[2])
+        e = cfg.eval
+        base = None
+        for spec in args.sizes:
+            sizes = [int(s) for s in spec.split(",")]
+            for flip in (False, True):
+                tfs = [EvalTransform(s, source.mean, source.std, e.crop_fraction) for s in sizes]
+                views = TestViews(tfs, flip=flip)
+                acc = folds_knn(
+                    features(method, source, views), y, args.folds, e.knn_k, e.knn_temperature
+                )
+                base = acc if base is None else base
+                name = "+".join(str(s) for s in sizes) + (" mirrored" if flip else "")
+                print(
+                    f"| {run.name} | {name} | {acc:.4f} | {100 * (acc - base):+.2f} |", flush=True
+                )
+
+
+if __name__ == "__main__":
+    main()
