@@ -20,24 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from torch import Tensor
 
 from selflabel.config import build_config
-from selflabel.data import EvalTransform, ImageSource
+from selflabel.data import EvalTransform
 from selflabel.engine import checkpoint as ckpt
 from selflabel.evaluate import knn_accuracy
 from selflabel.evaluate.views import TestViews
-from selflabel.methods import Method
 from selflabel.run.build import build_data, build_method
-
-
-def features(method: Method, source: ImageSource, views: TestViews, batch: int = 1024) -> Tensor:
-    out = []
-    with torch.no_grad():
-        for s in range(0, len(source), batch):
-            _, images, _ = source.get_batch(torch.arange(s, min(s + batch, len(source))))
-            out.append(views.features(method.features, images))
-    return torch.cat(out)
+from selflabel.run.evaluation import predict
 
 
 def folds_knn(f: torch.Tensor, y: np.ndarray, folds: int, k: int, t: float) -> float:
@@ -70,7 +60,6 @@ def main() -> None:
         method = build_method(cfg, source)
         method.load_state_dict(ckpt.load_checkpoint(run / "checkpoint_last.pt")["model"])
         method.eval()
-        y = np.asarray(source.get_batch(torch.arange(len(source)))[2])
         e = cfg.eval
         base = None
         for spec in args.sizes:
@@ -78,9 +67,9 @@ def main() -> None:
             for flip in (False, True):
                 tfs = [EvalTransform(s, source.mean, source.std, e.crop_fraction) for s in sizes]
                 views = TestViews(tfs, flip=flip)
-                acc = folds_knn(
-                    features(method, source, views), y, args.folds, e.knn_k, e.knn_temperature
-                )
+                pred = predict(method, source, torch.device("cpu"), 1024, views)
+                f = torch.from_numpy(pred.features)
+                acc = folds_knn(f, pred.labels, args.folds, e.knn_k, e.knn_temperature)
                 base = acc if base is None else base
                 name = "+".join(str(s) for s in sizes) + (" mirrored" if flip else "")
                 print(

@@ -61,17 +61,25 @@ class TestViews:
 
     def features(self, fn: Callable[[Tensor], Tensor], images: Tensor) -> Tensor:
         """Mean over the views of ``normalize(fn(view))``; the plain ``fn(view)`` for one view."""
-        views = self.views(images)
-        if len(views) == 1:
-            return fn(views[0]).float()
-        total = sum(F.normalize(fn(x).float().flatten(1), dim=1) for x in views)
-        return torch.as_tensor(total) / len(views)
+        return mean_features(fn, self.views(images))
 
     def probabilities(self, fn: Callable[[Tensor], Tensor], images: Tensor) -> Tensor:
         """Mean over the views of ``softmax(fn(view))`` (``fn`` gives cluster scores)."""
-        views = self.views(images)
-        total = sum(torch.softmax(fn(x).float(), dim=1) for x in views)
-        return torch.as_tensor(total) / len(views)
+        return mean_probabilities(fn, self.views(images))
 
 
-__all__ = ["TestViews"]
+def mean_features(fn: Callable[[Tensor], Tensor], views: Sequence[Tensor]) -> Tensor:
+    """Mean of ``normalize(fn(x))`` over already-built ``views``; the plain ``fn(x)`` for one."""
+    if len(views) == 1:
+        return fn(views[0]).float()
+    total = sum(F.normalize(fn(x).float().flatten(1), dim=1) for x in views)
+    return torch.as_tensor(total) / len(views)
+
+
+def mean_probabilities(fn: Callable[[Tensor], Tensor], views: Sequence[Tensor]) -> Tensor:
+    """Mean of ``softmax(fn(x))`` over already-built ``views``."""
+    total = sum(torch.softmax(fn(x).float(), dim=1) for x in views)
+    return torch.as_tensor(total) / len(views)
+
+
+__all__ = ["TestViews", "mean_features", "mean_probabilities"]

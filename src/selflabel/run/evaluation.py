@@ -41,7 +41,7 @@ from selflabel.cluster import KMeans, cluster_benchmark, clustering_scores
 from selflabel.config import RunConfig
 from selflabel.data import EvalTransform, ImageSource
 from selflabel.evaluate import knn_accuracy
-from selflabel.evaluate.views import TestViews
+from selflabel.evaluate.views import TestViews, mean_features, mean_probabilities
 from selflabel.methods import Method
 from selflabel.run.build import build_eval_views
 
@@ -86,9 +86,9 @@ def predict(
         for start in range(0, len(source), batch_size):
             idx = torch.arange(start, min(start + batch_size, len(source)))
             _, images, y = source.get_batch(idx)
-            images = images.to(device)
-            feats.append(views.features(method.features, images).cpu())
-            conf, proto = views.probabilities(method.cluster_scores, images).max(dim=1)
+            xs = views.views(images.to(device))  # built once for the features and the head
+            feats.append(mean_features(method.features, xs).cpu())
+            conf, proto = mean_probabilities(method.cluster_scores, xs).max(dim=1)
             protos.append(proto.cpu())
             confs.append(conf.cpu())
             labels.append(y)
