@@ -77,7 +77,11 @@ def checkpoints(run: Path) -> list[tuple[int, Path]]:
 
 
 def evaluate_run_dir(
-    run: Path, linear: bool, minutes: list[float], overrides: list[str] | None = None
+    run: Path,
+    linear: bool,
+    minutes: list[float],
+    overrides: list[str] | None = None,
+    last_only: bool = False,
 ) -> list[dict[str, Any]]:
     trained = yaml.safe_load((run / "config.yaml").read_text())
     data_cfg = copy.deepcopy(trained)
@@ -95,7 +99,7 @@ def evaluate_run_dir(
     method = build_method(train_cfg, data.train if same_data else build_data(train_cfg).train)
     rows: list[dict[str, Any]] = []
     baseline = None
-    points = checkpoints(run)
+    points = checkpoints(run)[-1:] if last_only else checkpoints(run)
     for epoch, path in points:
         method.load_state_dict(ckpt.load_checkpoint(path)["model"])
         res = evaluate_run(method, data.train, data.test, cfg, torch.device("cpu"),
@@ -110,7 +114,7 @@ def evaluate_run_dir(
             row["minutes"] = minutes[epoch - 1]
         if linear and (epoch, path) == points[-1] and "_test_predictions" in v:
             test, train = v["_test_predictions"], v["_predictions"]
-            lin = linear_probe(train.features, train.labels, test.features, test.labels)
+            lin = linear_probe(train.probes, train.labels, test.probes, test.labels)
             row["linear"] = float(lin["top1"]) / 100.0
             row["linear_weight_decay"] = lin["weight_decay"]
         print(json.dumps({k: row[k] for k in row if k != "run"}), flush=True)
@@ -195,6 +199,8 @@ def main() -> None:
     ap.add_argument("--plot-keys", nargs="+", choices=list(PLOT_LABELS),
                     default=list(CLUSTERING_KEYS), help="the figures to plot")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--last", action="store_true",
+                    help="only the last checkpoint of each run (not the kept epochs)")
     ap.add_argument("--set", action="append", default=[], metavar="eval.KEY=VALUE",
                     help="re-evaluate with this evaluation setting (repeatable)")
     args = ap.parse_args()
@@ -202,7 +208,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     for run in args.runs:
         minutes = epoch_minutes(args.minutes_from or run)
-        rows += evaluate_run_dir(run, args.linear, minutes, args.set)
+        rows += evaluate_run_dir(run, args.linear, minutes, args.set, args.last)
     final = [max((r for r in rows if r["run"] == str(run)), key=lambda r: r["epoch"])
              for run in args.runs]
     print(markdown(final))

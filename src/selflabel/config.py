@@ -138,6 +138,9 @@ class EvalConfig(_Section):
     #: ``image_size`` and these extra sizes, each also mirrored when ``tta_flip`` (never training)
     tta_sizes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
     tta_flip: bool = False
+    #: what the views feed: ``all`` figures, or only the ``probes`` (kNN, linear probe) while
+    #: k-means, the head and ``labels.csv`` keep the single ``image_size`` view
+    tta_scope: Literal["all", "probes"] = "all"
     knn_k: int = Field(20, ge=1)
     knn_temperature: float = Field(0.07, gt=0)
     gallery_per_cluster: int = Field(8, ge=0)

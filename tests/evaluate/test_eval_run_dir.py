@@ -125,6 +125,39 @@ def test_real_swav_run_directory_round_trip(
     assert size in text
 
 
+def test_run_directory_with_test_time_views(cli: RunCli, tmp_path: Path, tiny_images: Path) -> None:
+    """A run evaluated with test-time views (``eval.tta_sizes``, ``eval.tta_flip``): extract
+    gives the mean of the L2-normalised features of its views, as the run's own figures did;
+    ``--single-view`` gives the plain ``eval.image_size`` view."""
+    from selflabel.config import load_config
+    from selflabel.data import EvalTransform, load_source
+    from selflabel.run.build import build_method
+
+    views = ["eval.image_size=12", "eval.tta_sizes=[16]", "eval.tta_flip=true"]
+    cfg = load_config("demo", [f"data.source={tiny_images}", "data.batch_size=8", *views])
+    src = load_source(str(tiny_images))
+    method = build_method(cfg, src)
+    run = _write_run(tmp_path / "run", cfg, method)
+    _, images, _ = src.get_batch(torch.arange(24))
+    with torch.no_grad():
+        feats = []
+        for size in (12, 16):
+            x = EvalTransform(size, mean=src.mean, std=src.std)(images)
+            for v in (x, x.flip(-1)):
+                feats.append(torch.nn.functional.normalize(method.eval().features(v), dim=1))
+        expected = (sum(feats) / 4).numpy()  # type: ignore[union-attr]
+        plain = method.features(EvalTransform(12, mean=src.mean, std=src.std)(images)).numpy()
+    out = tmp_path / "f.npy"
+    text = cli(["extract", str(run), "--out", str(out), "--quiet"])
+    assert "test-time views at 16 px, each mirrored" in text
+    np.testing.assert_allclose(np.load(out), expected, rtol=1e-4, atol=1e-5)
+    text = cli(["extract", str(run), "--out", str(out), "--quiet", "--single-view"])
+    assert "test-time views" not in text
+    np.testing.assert_allclose(np.load(out), plain, rtol=1e-4, atol=1e-5)
+    text = cli(["eval", "knn", "--checkpoint", str(run), "--k", "1", "--quiet"])
+    assert "view 12 (crop fraction 1.0), averaged" in text
+
+
 def test_holdout_run_is_scored_on_its_own_validation_split(
     cli: RunCli, tmp_path: Path, tiny_images: Path
 ) -> None:

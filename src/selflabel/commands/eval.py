@@ -26,6 +26,7 @@ import click
 import numpy as np
 
 from selflabel.commands.extract import (
+    describe_view,
     eval_transform,
     eval_view,
     load_eval_model,
@@ -137,10 +138,10 @@ def _from_checkpoint(o: dict[str, Any]) -> _Inputs:
         described_test = f"{test_src.describe()} (split {test_split})"
     model, described = load_eval_model(o["checkpoint"], train_src, o["arch"])
     kw = dict(device=o["device"], batch_size=o["batch_size"], progress=not o["quiet"])
-    view = eval_view(o["checkpoint"], o["image_size"], o["crop_fraction"])
+    view = eval_view(o["checkpoint"], o["image_size"], o["crop_fraction"], o["single_view"])
     train = extract_features(model, train_src, transform=eval_transform(train_src, *view), **kw)
     test_x = test_y = None
-    described += f"; train {described_train}"
+    described += f"; view {describe_view(view)}; train {described_train}"
     if test_src is not None:
         test = extract_features(model, test_src, transform=eval_transform(test_src, *view), **kw)
         test_x, test_y = test.features, test.labels

@@ -14,13 +14,22 @@ checkpoint files, or a plain backbone state dict (torchvision, official SwAV/SeL
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 import torch
 from torch import nn
 
-__all__ = ["eval_transform", "extract", "load_eval_model", "load_eval_source", "run_data_config"]
+__all__ = [
+    "EvalView",
+    "describe_view",
+    "eval_transform",
+    "eval_view",
+    "extract",
+    "load_eval_model",
+    "load_eval_source",
+    "run_data_config",
+]
 
 
 def load_eval_source(spec: str, split: str, image_size: int | None = None) -> Any:
@@ -50,20 +59,36 @@ def run_data_config(checkpoint: Path) -> dict[str, Any]:
     return _run_config_section(checkpoint, "data")
 
 
+class EvalView(NamedTuple):
+    """The evaluation view of a model: size and crop fraction, and the test-time views."""
+
+    image_size: int | None
+    crop_fraction: float
+    tta_sizes: tuple[int, ...] = ()
+    tta_flip: bool = False
+
+
 def eval_view(
-    checkpoint: Path, image_size: int | None, crop_fraction: float | None
-) -> tuple[int | None, float]:
+    checkpoint: Path,
+    image_size: int | None,
+    crop_fraction: float | None,
+    single_view: bool = False,
+) -> EvalView:
     """The evaluation view: ``--image-size``/``--crop-fraction`` when given, else the run
     directory's ``eval.image_size``/``eval.crop_fraction`` (the view its own figures used), else
-    the native size."""
+    the native size; with a run's own view also its test-time views (``eval.tta_sizes``,
+    ``eval.tta_flip``) unless ``single_view``."""
     if image_size is not None:
-        return image_size, 0.875 if crop_fraction is None else crop_fraction
+        return EvalView(image_size, 0.875 if crop_fraction is None else crop_fraction)
     run_eval = _run_config_section(checkpoint, "eval")
+    sizes = () if single_view else tuple(int(v) for v in run_eval.get("tta_sizes") or ())
+    flip = not single_view and bool(run_eval.get("tta_flip"))
     size = run_eval.get("image_size")
     if size is None:
-        return None, 1.0
+        return EvalView(None, 1.0, sizes, flip)
     run_fraction = float(run_eval.get("crop_fraction") or 1.0)
-    return int(size), run_fraction if crop_fraction is None else crop_fraction
+    fraction = run_fraction if crop_fraction is None else crop_fraction
+    return EvalView(int(size), fraction, sizes, flip)
 
 
 def _method_from_config(config: dict[str, Any], state: dict[str, Any], source: Any) -> nn.Module:
@@ -136,13 +161,42 @@ def load_eval_model(checkpoint: Path, source: Any, arch: str | None) -> tuple[nn
         raise click.ClickException(f"cannot load checkpoint {checkpoint}: {err}") from err
 
 
-def eval_transform(source: Any, image_size: int | None, crop_fraction: float) -> Any:
-    """The deterministic evaluation transform: optional resize + center crop, normalisation."""
+def eval_transform(
+    source: Any,
+    image_size: int | None,
+    crop_fraction: float,
+    tta_sizes: tuple[int, ...] = (),
+    tta_flip: bool = False,
+) -> Any:
+    """The deterministic evaluation transform: optional resize + center crop, normalisation;
+    with test-time views a :class:`~selflabel.evaluate.views.TestViews` of them."""
     from selflabel.data import EvalTransform
+    from selflabel.evaluate.views import TestViews
 
-    return EvalTransform(
-        size=image_size, mean=source.mean, std=source.std, crop_fraction=crop_fraction
-    )
+    def view(size: int | None) -> EvalTransform:
+        return EvalTransform(size, source.mean, source.std, crop_fraction=crop_fraction)
+
+    extra = [view(size) for size in tta_sizes if size != image_size]
+    if not extra and not tta_flip:
+        return view(image_size)
+    return TestViews([view(image_size), *extra], flip=tta_flip)
+
+
+def describe_view(view: EvalView) -> str:
+    """The view in words, for the protocol line."""
+    if view.image_size:
+        out = f"{view.image_size} (crop fraction {view.crop_fraction})"
+    else:
+        out = "native size"
+    extra = [s for s in view.tta_sizes if s != view.image_size]
+    if extra or view.tta_flip:
+        sizes = ", ".join(f"{s} px" for s in extra)
+        out += (
+            f", averaged (L2-normalised) with the run's test-time views"
+            f"{' at ' + sizes if sizes else ''}{', each mirrored' if view.tta_flip else ''}"
+            " (--single-view: without them)"
+        )
+    return out
 
 
 def model_options(f: Any) -> Any:
@@ -167,6 +221,12 @@ def model_options(f: Any) -> Any:
                 default=None,
                 help="With --image-size: default 0.875, the usual 256 -> 224 (a run "
                 "directory's own view: its eval.crop_fraction).",
+            ),
+            click.option(
+                "--single-view",
+                is_flag=True,
+                help="Only the eval.image_size view, not a run directory's test-time views "
+                "(eval.tta_sizes, eval.tta_flip).",
             ),
             click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1."),
             click.option(
@@ -200,6 +260,7 @@ def extract(
     arch: str | None,
     image_size: int | None,
     crop_fraction: float | None,
+    single_view: bool,
     device: str,
     batch_size: int,
     quiet: bool,
@@ -216,8 +277,8 @@ def extract(
     split = split or str(run_data.get("split") or "train")
     source = load_eval_source(spec, split, run_data.get("image_size"))
     model, described = load_eval_model(checkpoint, source, arch)
-    image_size, crop_fraction = eval_view(checkpoint, image_size, crop_fraction)
-    transform = eval_transform(source, image_size, crop_fraction)
+    view = eval_view(checkpoint, image_size, crop_fraction, single_view)
+    transform = eval_transform(source, *view)
     res = extract_features(
         model,
         source,
@@ -227,10 +288,9 @@ def extract(
         batch_size=batch_size,
         progress=not quiet,
     )
-    size = f"{image_size} (crop fraction {crop_fraction})" if image_size else "native size"
     click.echo(
         "protocol: features = model output (Method.features: backbone, pooled) of un-augmented "
-        f"images, eval mode, no grad; normalised with the source's mean/std, {size}"
+        f"images, eval mode, no grad; normalised with the source's mean/std, {describe_view(view)}"
     )
     click.echo(f"model: {described}")
     click.echo(f"data: {source.describe()} (split {split})")

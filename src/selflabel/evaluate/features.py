@@ -11,7 +11,8 @@ as ``PATH.labels.npy`` and ``PATH.indices.npy``, so 1.28M × 2048 features never
 ``(indices, uint8 images (B, C, H, W), labels)``), an iterable of such batches (a loader), or a
 map-style dataset of ``(index, uint8 image C×H×W, label)`` items. ``transform`` maps a uint8
 batch on ``device`` to the model's float input (e.g. ``selflabel.data.EvalTransform``); by default
-images are only scaled to ``[0, 1]``.
+images are only scaled to ``[0, 1]``. A :class:`~selflabel.evaluate.views.TestViews` as
+``transform`` gives each image the mean of its L2-normalised features over the views.
 
 Example::
 
@@ -38,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from selflabel.evaluate.io import labels_path_for
+from selflabel.evaluate.views import TestViews, average_features
 
 Transform = Callable[[Tensor], Tensor]
 
@@ -125,7 +127,7 @@ def extract_features(
     model: nn.Module,
     data: Any,
     *,
-    transform: Transform | None = None,
+    transform: Transform | TestViews | None = None,
     device: str | torch.device | None = None,
     out: str | Path | None = None,
     batch_size: int = 256,
@@ -158,7 +160,11 @@ def extract_features(
         with tqdm(total=n_total, disable=not progress, unit="img", desc="extract") as bar:
             for batch in batches:
                 idx, images, y = _unpack(batch)
-                f = _forward(model, tf(images.to(dev))).cpu().numpy()
+                x = images.to(dev)
+                if isinstance(tf, TestViews):
+                    f = average_features([_forward(model, v) for v in tf.views(x)]).cpu().numpy()
+                else:
+                    f = _forward(model, tf(x)).cpu().numpy()
                 if out is not None:
                     if feats is None:
                         Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,9 @@ One view and no flip is exactly the plain feature of that view.
 This is an evaluation choice, never a training one: SeLa's label pass and its label files
 (``labels.npy``, ``labels_head{t}.csv``) use the single view of ``eval.image_size``; a run's
 metrics and its ``labels.csv`` (the evaluated clusters) use the views. In a run they are set by
-``eval.tta_sizes`` (extra sizes) and ``eval.tta_flip``; each view costs one forward pass.
+``eval.tta_sizes`` (extra sizes) and ``eval.tta_flip``; each view costs one forward pass. With
+``eval.tta_scope: probes`` only the kNN and linear probes use the views, while k-means, the head
+and ``labels.csv`` keep the single view.
 
 Example::
 
@@ -70,10 +72,16 @@ class TestViews:
 
 def mean_features(fn: Callable[[Tensor], Tensor], views: Sequence[Tensor]) -> Tensor:
     """Mean of ``normalize(fn(x))`` over already-built ``views``; the plain ``fn(x)`` for one."""
-    if len(views) == 1:
-        return fn(views[0]).float()
-    total = sum(F.normalize(fn(x).float().flatten(1), dim=1) for x in views)
-    return torch.as_tensor(total) / len(views)
+    return average_features([fn(x) for x in views])
+
+
+def average_features(features: Sequence[Tensor]) -> Tensor:
+    """Mean of the L2-normalised ``features`` of the views of one batch (each ``(B, D)``); the
+    plain features (as float) when there is one view."""
+    if len(features) == 1:
+        return features[0].float()
+    total = sum(F.normalize(f.float().flatten(1), dim=1) for f in features)
+    return torch.as_tensor(total) / len(features)
 
 
 def mean_probabilities(fn: Callable[[Tensor], Tensor], views: Sequence[Tensor]) -> Tensor:
@@ -82,4 +90,4 @@ def mean_probabilities(fn: Callable[[Tensor], Tensor], views: Sequence[Tensor]) 
     return torch.as_tensor(total) / len(views)
 
 
-__all__ = ["TestViews", "mean_features", "mean_probabilities"]
+__all__ = ["TestViews", "average_features", "mean_features", "mean_probabilities"]

@@ -5,7 +5,8 @@ Protocol (also written into ``metrics.json``):
 
 * features: backbone output of un-augmented, normalised images (resized to ``eval.image_size``
   when set), model in eval mode; with test-time views (``eval.tta_sizes``, ``eval.tta_flip``) the
-  mean of the L2-normalised features of every view, and the head's mean softmax over them;
+  mean of the L2-normalised features of every view, and the head's mean softmax over them (with
+  ``eval.tta_scope: probes`` only kNN and the linear probe use the views);
 * clustering benchmark: L2-normalise, optional PCA, k-means with ``k = eval.n_clusters`` (default:
   number of classes) over ``eval.seeds`` seeds, each the best (lowest k-means objective, no labels
   involved) of ``eval.kmeans_restarts`` runs, clusters mapped to classes by Hungarian matching,
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -41,7 +42,7 @@ from selflabel.cluster import KMeans, cluster_benchmark, clustering_scores
 from selflabel.config import RunConfig
 from selflabel.data import EvalTransform, ImageSource
 from selflabel.evaluate import knn_accuracy
-from selflabel.evaluate.views import TestViews, mean_features, mean_probabilities
+from selflabel.evaluate.views import TestViews, average_features, mean_probabilities
 from selflabel.methods import Method
 from selflabel.run.build import build_eval_views
 
@@ -50,10 +51,17 @@ from selflabel.run.build import build_eval_views
 class Predictions:
     """Features and head outputs of every image of a source, in index order."""
 
-    features: np.ndarray  # (N, D) float32
+    features: np.ndarray  # (N, D) float32, what k-means clusters
     labels: np.ndarray  # (N,) int64, -1 when unknown
     prototype: np.ndarray  # (N,) int64 arg-max of the main head
     confidence: np.ndarray  # (N,) float32 softmax probability of that prototype
+    #: (N, D) the kNN and linear probes' features when they differ (``eval.tta_scope: probes``)
+    probe_features: np.ndarray | None = None
+
+    @property
+    def probes(self) -> np.ndarray:
+        """The features the kNN and linear probes use."""
+        return self.features if self.probe_features is None else self.probe_features
 
 
 @dataclass
@@ -70,25 +78,33 @@ def predict(
     device: torch.device,
     batch_size: int = 512,
     transform: EvalTransform | TestViews | None = None,
+    *,
+    views_for: Literal["all", "probes"] = "all",
 ) -> Predictions:
     """Run the method's backbone and head over every image of ``source`` (eval mode, no aug).
 
     ``transform``: the un-augmented view (default: native size, the source's normalisation), or
-    test-time views, whose features and head probabilities are averaged over the views.
+    test-time views, whose features and head probabilities are averaged over the views. With
+    ``views_for="probes"`` (and several views) the features and the head come from the first view
+    alone and the mean over the views goes to ``probe_features``.
     """
     views = transform if isinstance(transform, TestViews) else TestViews(
         [transform or EvalTransform(mean=source.mean, std=source.std)]
     )
+    split = views_for == "probes" and len(views) > 1
     was_training = method.training
     method.eval()
-    feats, labels, protos, confs = [], [], [], []
+    feats, probe_feats, labels, protos, confs = [], [], [], [], []
     try:
         for start in range(0, len(source), batch_size):
             idx = torch.arange(start, min(start + batch_size, len(source)))
             _, images, y = source.get_batch(idx)
             xs = views.views(images.to(device))  # built once for the features and the head
-            feats.append(mean_features(method.features, xs).cpu())
-            conf, proto = mean_probabilities(method.cluster_scores, xs).max(dim=1)
+            fs = [method.features(x) for x in xs]
+            feats.append((fs[0].float() if split else average_features(fs)).cpu())
+            if split:
+                probe_feats.append(average_features(fs).cpu())
+            conf, proto = mean_probabilities(method.cluster_scores, xs[:1] if split else xs).max(1)
             protos.append(proto.cpu())
             confs.append(conf.cpu())
             labels.append(y)
@@ -99,6 +115,7 @@ def predict(
         labels=torch.cat(labels).numpy().astype(np.int64),
         prototype=torch.cat(protos).numpy().astype(np.int64),
         confidence=torch.cat(confs).numpy().astype(np.float32),
+        probe_features=torch.cat(probe_feats).numpy() if split else None,
     )
 
 
@@ -145,10 +162,13 @@ def evaluate_run(
     """All figures of a run (module docstring); ``baseline`` reuses an earlier raw result."""
     t0 = time.perf_counter()
     views = build_eval_views(cfg, data_train)
-    pred = predict(method, data_train, device, cfg.eval.batch_size, views)
+    scope = cfg.eval.tta_scope
+    pred = predict(method, data_train, device, cfg.eval.batch_size, views, views_for=scope)
     k = n_eval_clusters(cfg, data_train)
     out = RunMetrics()
-    values: dict[str, Any] = {"n_images": len(data_train), "k": k, "eval_views": len(views)}
+    values: dict[str, Any] = {
+        "n_images": len(data_train), "k": k, "eval_views": len(views), "eval_views_for": scope
+    }
     labelled = data_train.labelled and bool((pred.labels >= 0).all())
     if labelled:
         bench = _benchmark(pred.features, pred.labels, cfg, k)
@@ -157,7 +177,7 @@ def evaluate_run(
         test = None
         if data_test is not None and data_test.labelled:
             tf = build_eval_views(cfg, data_test)
-            test = predict(method, data_test, device, cfg.eval.batch_size, tf)
+            test = predict(method, data_test, device, cfg.eval.batch_size, tf, views_for=scope)
         baseline = _raw_baseline(baseline, data_train, pred, data_test, test, cfg, k)
         if data_test is not None and test is not None:
             values.update(_scores(_benchmark(test.features, test.labels, cfg, k), test, "test_"))
@@ -219,15 +239,13 @@ def _raw_baseline(
 def _knn(pred: Predictions, test: Predictions | None, cfg: RunConfig) -> dict[str, Any]:
     k, t = cfg.eval.knn_k, cfg.eval.knn_temperature
     if test is not None:
-        res = knn_accuracy(
-            pred.features, pred.labels, test.features, test.labels, k=k, temperature=t
-        )
+        res = knn_accuracy(pred.probes, pred.labels, test.probes, test.labels, k=k, temperature=t)
         protocol = f"weighted kNN k={k} T={t}, cosine, train -> test ({len(test.labels)} images)"
     else:
         res = knn_accuracy(
-            pred.features,
+            pred.probes,
             pred.labels,
-            pred.features,
+            pred.probes,
             pred.labels,
             k=k,
             temperature=t,
