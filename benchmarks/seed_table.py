@@ -23,8 +23,8 @@ Usage::
 ``eval.image_size=24``); ``--set data.holdout=0`` scores a run trained with a validation split
 (``data.holdout``) on its test source instead (kNN and the training-image figures then use all
 the training images). Training settings cannot change after training. ``--plot-keys knn linear``
-plots the representation figures instead of the clustering ones; ``--xlabel`` says how the
-minutes were measured.
+plots the representation figures instead of the clustering ones; ``--last`` scores only each
+run's last checkpoint; ``--xlabel`` says how the minutes were measured.
 """
 
 from __future__ import annotations
