@@ -2,7 +2,7 @@
 
 For each run directory the last checkpoint is loaded and the features of its **training** images
 are extracted under every view set (``eval.image_size`` alone; with extra sizes; each also
-mirrored, :class:`selflabel.evaluate.views.TestViews`). The training images are then split into
+mirrored, :func:`selflabel.evaluate.views.resized_views`). The training images are then split into
 ``--folds`` folds (fixed permutation, seed 0): each fold in turn is the query set of a weighted kNN
 (the run's ``eval.knn_k`` and ``eval.knn_temperature``) whose gallery is the other folds, so every
 training image is scored once and no test image is looked at. The table gives the mean over folds
@@ -22,10 +22,9 @@ import torch
 import yaml
 
 from selflabel.config import build_config
-from selflabel.data import EvalTransform
 from selflabel.engine import checkpoint as ckpt
 from selflabel.evaluate import knn_accuracy
-from selflabel.evaluate.views import TestViews
+from selflabel.evaluate.views import resized_views
 from selflabel.run.build import build_data, build_method
 from selflabel.run.evaluation import predict
 
@@ -65,8 +64,14 @@ def main() -> None:
         for spec in args.sizes:
             sizes = [int(s) for s in spec.split(",")]
             for flip in (False, True):
-                tfs = [EvalTransform(s, source.mean, source.std, e.crop_fraction) for s in sizes]
-                views = TestViews(tfs, flip=flip)
+                views = resized_views(
+                    sizes[0],
+                    sizes[1:],
+                    mean=source.mean,
+                    std=source.std,
+                    crop_fraction=e.crop_fraction,
+                    flip=flip,
+                )
                 pred = predict(method, source, torch.device("cpu"), 1024, views)
                 f = torch.from_numpy(pred.features)
                 acc = folds_knn(f, pred.labels, args.folds, e.knn_k, e.knn_temperature)

@@ -168,18 +168,18 @@ def eval_transform(
     tta_sizes: tuple[int, ...] = (),
     tta_flip: bool = False,
 ) -> Any:
-    """The deterministic evaluation transform: optional resize + center crop, normalisation;
-    with test-time views a :class:`~selflabel.evaluate.views.TestViews` of them."""
-    from selflabel.data import EvalTransform
-    from selflabel.evaluate.views import TestViews
+    """The deterministic evaluation views (:class:`~selflabel.evaluate.views.TestViews`):
+    optional resize + center crop, normalisation; one view unless test-time views are given."""
+    from selflabel.evaluate.views import resized_views
 
-    def view(size: int | None) -> EvalTransform:
-        return EvalTransform(size, source.mean, source.std, crop_fraction=crop_fraction)
-
-    extra = [view(size) for size in tta_sizes if size != image_size]
-    if not extra and not tta_flip:
-        return view(image_size)
-    return TestViews([view(image_size), *extra], flip=tta_flip)
+    return resized_views(
+        image_size,
+        tta_sizes,
+        mean=source.mean,
+        std=source.std,
+        crop_fraction=crop_fraction,
+        flip=tta_flip,
+    )
 
 
 def describe_view(view: EvalView) -> str:

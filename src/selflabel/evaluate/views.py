@@ -70,6 +70,25 @@ class TestViews:
         return mean_probabilities(fn, self.views(images))
 
 
+def resized_views(
+    image_size: int | None,
+    extra_sizes: Sequence[int] = (),
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    crop_fraction: float = 1.0,
+    flip: bool = False,
+) -> TestViews:
+    """The views at ``image_size`` (``None``: native size) and at each other size of
+    ``extra_sizes``: :class:`~selflabel.data.EvalTransform` each (resize, centre crop by
+    ``crop_fraction``, normalised by ``mean``/``std``), each also mirrored with ``flip``."""
+    from selflabel.data import EvalTransform
+
+    sizes = [image_size, *(size for size in extra_sizes if size != image_size)]
+    transforms = [EvalTransform(size, mean, std, crop_fraction=crop_fraction) for size in sizes]
+    return TestViews(transforms, flip=flip)
+
+
 def mean_features(fn: Callable[[Tensor], Tensor], views: Sequence[Tensor]) -> Tensor:
     """Mean of ``normalize(fn(x))`` over already-built ``views``; the plain ``fn(x)`` for one."""
     return average_features([fn(x) for x in views])
@@ -90,4 +109,10 @@ def mean_probabilities(fn: Callable[[Tensor], Tensor], views: Sequence[Tensor]) 
     return torch.as_tensor(total) / len(views)
 
 
-__all__ = ["TestViews", "average_features", "mean_features", "mean_probabilities"]
+__all__ = [
+    "TestViews",
+    "average_features",
+    "mean_features",
+    "mean_probabilities",
+    "resized_views",
+]

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from selflabel.config import RunConfig
 from selflabel.data import EvalTransform, ImageSource, MultiCrop, load_source, sela_transform
-from selflabel.evaluate.views import TestViews
+from selflabel.evaluate.views import TestViews, resized_views
 from selflabel.methods import Method
 from selflabel.methods.network import EmbeddingNetwork
 from selflabel.methods.offline import DeepClusterV2, SeLaV2
@@ -248,12 +248,14 @@ def build_eval_views(cfg: RunConfig, source: ImageSource) -> TestViews:
     """The evaluation's test-time views: ``eval.image_size`` and ``eval.tta_sizes``, mirrored
     too with ``eval.tta_flip`` (one view, the plain :func:`build_eval_transform`, by default)."""
     e = cfg.eval
-    extra = [
-        EvalTransform(size, source.mean, source.std, crop_fraction=e.crop_fraction)
-        for size in e.tta_sizes
-        if size != e.image_size
-    ]
-    return TestViews([build_eval_transform(cfg, source), *extra], flip=e.tta_flip)
+    return resized_views(
+        e.image_size,
+        e.tta_sizes,
+        mean=source.mean,
+        std=source.std,
+        crop_fraction=e.crop_fraction,
+        flip=e.tta_flip,
+    )
 
 
 def build_label_data(
