@@ -29,12 +29,18 @@ from selflabel.run.build import build_data, build_method
 from selflabel.run.evaluation import predict
 
 
-def folds_knn(f: torch.Tensor, y: np.ndarray, folds: int, k: int, t: float) -> float:
+def folds_knn(
+    f: torch.Tensor, y: np.ndarray, folds: int, k: int, t: float, *, center: bool = False
+) -> float:
+    """Mean kNN accuracy over ``folds`` folds (fixed permutation, seed 0), each fold the queries
+    once against the other folds (``center``: centred on the gallery folds' mean)."""
     perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0)).numpy()
     accs = []
     for q in np.array_split(perm, folds):
         gallery = np.setdiff1d(perm, q)
-        res = knn_accuracy(f[gallery], y[gallery], f[q], y[q], k=k, temperature=t)
+        res = knn_accuracy(
+            f[gallery], y[gallery], f[q], y[q], k=k, temperature=t, center=center
+        )
         accs.append(float(res["top1"]) / 100.0)
     return float(np.mean(accs))
 

@@ -141,6 +141,10 @@ class EvalConfig(_Section):
     #: what the views feed: ``all`` figures, or only the ``probes`` (kNN, linear probe) while
     #: k-means, the head and ``labels.csv`` keep the single ``image_size`` view
     tta_scope: Literal["all", "probes"] = "all"
+    #: centre the L2-normalised features on their mean and L2-normalise again (CL2N) before the
+    #: cosine geometry: for ``knn`` (on the training images' mean), or for ``all`` of kNN, the
+    #: clustering benchmark and k-means ``labels.csv`` (each on the clustered images' own mean)
+    center: Literal["none", "knn", "all"] = "none"
     knn_k: int = Field(20, ge=1)
     knn_temperature: float = Field(0.07, gt=0)
     gallery_per_cluster: int = Field(8, ge=0)

@@ -47,6 +47,8 @@ def test_bad_values_and_syntax() -> None:
         load_config("demo", ["optim.lr=-1"])
     with pytest.raises(ConfigError, match="key=value"):
         load_config("demo", ["optim.lr"])
+    with pytest.raises(ConfigError, match=r"eval\.center: Input should be 'none', 'knn' or 'all'"):
+        load_config("demo", ["eval.center=median"])
     with pytest.raises(ConfigError, match="is a value, not a section"):
         apply_override({}, "seed.x=1")
     with pytest.raises(ConfigError, match="unknown preset"):

@@ -137,6 +137,17 @@ def test_eval_cluster_from_files(cli: RunCli, tmp_path: Path) -> None:
     assert res["mean"]["acc"] > 0.9
 
 
+def test_eval_center_flag_centres_knn_and_clustering(cli: RunCli, tmp_path: Path) -> None:
+    f = _features(tmp_path)
+    base = ["--train-features", str(f["train"]), "--train-labels", str(f["train_y"]), "--quiet"]
+    knn = cli(["eval", "knn", *base, "--k", "5", "--temperature", "0.1", "--center"])
+    assert "centred on the train mean" in knn
+    out = tmp_path / "cl.json"
+    text = cli(["eval", "cluster", *base, "--seeds", "1", "--center", "--json", str(out)])
+    assert "centre on the train mean" in text
+    assert json.loads(out.read_text())["protocol"]["center"] is True
+
+
 def test_usage_errors(tmp_path: Path) -> None:
     f = _features(tmp_path)
     runner = CliRunner()

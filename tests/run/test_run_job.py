@@ -203,3 +203,17 @@ def test_channels_set_the_small_cnn_blocks_only() -> None:
     resnet = load_config("demo", ["model.backbone=resnet18", "model.channels=[8]"])
     with pytest.raises(ValueError, match="smallcnn backbone only"):
         build_backbone_from(resnet, 1)
+
+
+@pytest.mark.parametrize("center", ["knn", "all"])
+def test_eval_center_reaches_knn_and_the_benchmark_as_set(
+    center: str, tiny_npz: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / center
+    _train(["--data", str(tiny_npz), "--epochs", "1", "--out", str(out), *FAST,
+            "eval.gallery_per_cluster=0", f"eval.center={center}"])
+    m = json.loads((out / "metrics.json").read_text())
+    assert "centred features (train mean)" in m["knn_protocol"]
+    assert m["clustering_benchmark"]["protocol"]["center"] is (center == "all")
+    assert m["baseline_detail"]["detail"]["protocol"]["center"] is (center == "all")
+    assert m["labels_from"] == "kmeans"  # 8 prototypes, 4 classes: labels.csv from k-means

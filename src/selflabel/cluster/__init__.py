@@ -29,7 +29,7 @@ from selflabel.cluster.matching import (
     mapped_accuracy,
     match_clusters,
 )
-from selflabel.cluster.pca import StreamingPCA, l2_normalize_rows
+from selflabel.cluster.pca import StreamingPCA, center_rows, l2_normalize_rows, unit_mean
 from selflabel.cluster.result import ClusterBenchmarkResult
 from selflabel.cluster.scores import METRICS, clustering_scores
 
@@ -40,6 +40,7 @@ __all__ = [
     "KMeans",
     "StreamingPCA",
     "apply_mapping",
+    "center_rows",
     "cluster_accuracy",
     "cluster_benchmark",
     "clustering_scores",
@@ -51,4 +52,5 @@ __all__ = [
     "mapped_accuracy",
     "match_clusters",
     "n_clusters_for",
+    "unit_mean",
 ]

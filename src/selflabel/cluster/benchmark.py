@@ -2,7 +2,9 @@
 
 Protocol (details and reasons in ``docs/clustering.md``):
 
-1. every feature row is L2-normalised (``l2_normalize=True``);
+1. every feature row is L2-normalised (``l2_normalize=True``); with ``center=True`` the rows are
+   then centred on the mean of the normalised training rows and L2-normalised again (val rows
+   use the training mean);
 2. exact PCA to ``pca_dim`` components is fitted on **all** training rows and applied to train and
    val, streamed chunk by chunk (memory-mapped features are never copied whole);
 3. for each seed, k-means with ``round(overcluster · k)`` clusters on **all** training points
@@ -43,7 +45,7 @@ from tqdm.auto import tqdm
 from selflabel.cluster.io import load_array
 from selflabel.cluster.kmeans import KMeans, resolve_gpu
 from selflabel.cluster.matching import _as_1d, match_clusters
-from selflabel.cluster.pca import StreamingPCA, prepare_features
+from selflabel.cluster.pca import StreamingPCA, center_rows, prepare_features, unit_mean
 from selflabel.cluster.result import ClusterBenchmarkResult
 from selflabel.cluster.scores import clustering_scores
 
@@ -114,6 +116,7 @@ def cluster_benchmark(
     k: int,
     pca_dim: int | None = None,
     l2_normalize: bool = True,
+    center: bool = False,
     whiten: bool = False,
     seeds: int | Sequence[int] = 5,
     overcluster: float = 1.0,
@@ -137,6 +140,8 @@ def cluster_benchmark(
         pca_dim: PCA components (``None``: no PCA — k-means then needs the normalised features in
             memory as one float32 array).
         l2_normalize: L2-normalise rows before PCA (the protocol; on by default).
+        center: centre the normalised rows on their training mean and L2-normalise again (CL2N;
+            needs ``l2_normalize``; the centred rows are held in memory as float32).
         whiten: whiten the PCA projections (off by default).
         seeds: number of seeds (``0..seeds-1``) or the explicit seeds.
         overcluster: clusters per class, e.g. ``1.5``.
@@ -181,15 +186,22 @@ def cluster_benchmark(
     seed_list = list(range(seeds)) if isinstance(seeds, int | np.integer) else list(seeds)
     if not seed_list:
         raise ValueError("seeds must be a positive count or a non-empty list of seeds")
+    if center and not l2_normalize:
+        raise ValueError("center=True centres L2-normalised rows; pass l2_normalize=True with it")
     gpu = resolve_gpu(use_gpu)
 
     clock = _Clock()
-    sets = [("train", x_tr)] + ([("val", x_va)] if x_va is not None else [])
+    sets: list[tuple[str, NDArray[Any]]] = [("train", x_tr)]
+    sets += [("val", x_va)] if x_va is not None else []
+    if center:
+        with clock.stage("center"):
+            mean = unit_mean(x_tr, chunk_rows)
+            sets = [(name, center_rows(x, mean, chunk_rows)) for name, x in sets]
     reduced: dict[str, NDArray[np.float32]] = {}
     if pca_dim is not None:
         pca = StreamingPCA(pca_dim, l2_normalize=l2_normalize, whiten=whiten, chunk_rows=chunk_rows)
         with clock.stage("pca_fit"), _bar(x_tr.shape[0], "PCA fit", progress) as bar:
-            pca.fit(x_tr, progress=bar.update)
+            pca.fit(sets[0][1], progress=bar.update)
         for name, x in sets:
             with clock.stage("pca_project"), _bar(x.shape[0], f"PCA {name}", progress) as bar:
                 reduced[name] = pca.transform(x, progress=bar.update)
@@ -229,6 +241,7 @@ def cluster_benchmark(
         "n_clusters": n_clusters,
         "pca_dim": pca_dim,
         "l2_normalize": l2_normalize,
+        "center": center,
         "whiten": whiten,
         "seeds": [int(s) for s in seed_list],
         "n_init": n_init,

@@ -27,7 +27,7 @@ from scipy.linalg import eigh
 
 from selflabel.cluster.io import iter_chunks
 
-__all__ = ["StreamingPCA", "l2_normalize_rows", "prepare_features"]
+__all__ = ["StreamingPCA", "center_rows", "l2_normalize_rows", "prepare_features", "unit_mean"]
 
 Progress = Callable[[int], None]
 
@@ -158,4 +158,38 @@ def prepare_features(
         out[start : start + chunk.shape[0]] = l2_normalize_rows(chunk) if l2_normalize else chunk
         if progress is not None:
             progress(chunk.shape[0])
+    return out
+
+
+def unit_mean(x: NDArray[Any], chunk_rows: int | None = None) -> NDArray[np.float32]:
+    """The mean of the L2-normalised rows of ``x`` (summed in float64 over chunks), as float32.
+
+    Example::
+
+        >>> unit_mean(np.array([[2.0, 0.0], [0.0, 3.0]])).tolist()
+        [0.5, 0.5]
+    """
+    total = np.zeros(x.shape[1], dtype=np.float64)
+    for start, chunk in iter_chunks(x, chunk_rows):
+        total += l2_normalize_rows(_checked(chunk, start)).sum(0, dtype=np.float64)
+    return (total / max(x.shape[0], 1)).astype(np.float32)
+
+
+def center_rows(
+    x: NDArray[Any], mean: NDArray[np.float32], chunk_rows: int | None = None
+) -> NDArray[np.float32]:
+    """Rows L2-normalised, minus ``mean`` (see :func:`unit_mean`), L2-normalised again ("CL2N"),
+    as one float32 array. Centring removes the direction all rows share (ReLU features are all
+    positive) before a cosine geometry.
+
+    Example::
+
+        >>> x = np.array([[1.0, 0.1], [0.1, 1.0]])
+        >>> np.round(center_rows(x, unit_mean(x)).astype(float), 3).tolist()
+        [[0.707, -0.707], [-0.707, 0.707]]
+    """
+    out = np.empty(x.shape, dtype=np.float32)
+    for start, chunk in iter_chunks(x, chunk_rows):
+        rows = l2_normalize_rows(_checked(chunk, start)) - mean
+        out[start : start + chunk.shape[0]] = l2_normalize_rows(rows)
     return out

@@ -224,7 +224,14 @@ def eval_group() -> None:
     show_default=True,
     help="Train rows per similarity block.",
 )
-def knn(ks: tuple[int, ...], temps: tuple[float, ...], chunk_size: int, **o: Any) -> None:
+@click.option(
+    "--center",
+    is_flag=True,
+    help="Centre the normalised features on the train mean and normalise again (CL2N).",
+)
+def knn(
+    ks: tuple[int, ...], temps: tuple[float, ...], chunk_size: int, center: bool, **o: Any
+) -> None:
     """Weighted kNN (cosine, exp(sim/T) votes); defaults k=20 and 200 at T=0.07, SeLa k=50 σ=0.1.
 
     Without test features it is leave-one-out on the train features.
@@ -246,6 +253,7 @@ def knn(ks: tuple[int, ...], temps: tuple[float, ...], chunk_size: int, **o: Any
             chunk_size=chunk_size,
             device=o["device"],
             exclude_self=loo,
+            center=center,
         )
     except (ValueError, TypeError) as err:
         raise click.ClickException(str(err)) from err
@@ -341,8 +349,19 @@ def linear(
     help="Clusters per class.",
 )
 @click.option("--no-l2", is_flag=True, help="Do not L2-normalise (the protocol does).")
+@click.option(
+    "--center",
+    is_flag=True,
+    help="Centre the normalised rows on the train mean and normalise again (CL2N).",
+)
 def cluster(
-    k: int | None, pca_dim: int | None, seeds: int, overcluster: float, no_l2: bool, **o: Any
+    k: int | None,
+    pca_dim: int | None,
+    seeds: int,
+    overcluster: float,
+    no_l2: bool,
+    center: bool,
+    **o: Any,
 ) -> None:
     """The clustering benchmark (L2 → PCA → k-means → Hungarian on train): ACC/NMI/AMI/ARI.
 
@@ -361,6 +380,7 @@ def cluster(
             k=n_classes,
             pca_dim=pca_dim,
             l2_normalize=not no_l2,
+            center=center,
             seeds=seeds,
             overcluster=overcluster,
             progress=not o["quiet"],
@@ -371,6 +391,7 @@ def cluster(
     click.echo(
         "protocol: clustering benchmark: "
         + ("" if no_l2 else "L2-normalise, ")
+        + ("centre on the train mean, L2-normalise again, " if center else "")
         + (f"PCA to {pca_dim}, " if pca_dim else "no PCA, ")
         + f"k-means with {result.protocol.get('n_clusters')} clusters on all train rows, "
         f"{seeds} seeds, clusters mapped to classes on train (Hungarian), scored on "

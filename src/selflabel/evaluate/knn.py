@@ -6,6 +6,11 @@ unit vectors), a test sample's ``k`` most similar train samples vote for their l
 give top-5). The SeLa code uses the same formula with ``T = σ`` (``k=50, σ=0.1``); InstDisc and DINO
 use ``T = 0.07`` with ``k = 200`` and ``k = 20``.
 
+``center=True`` ("CL2N") subtracts the mean of the L2-normalised **train** rows from every
+L2-normalised train and test row and L2-normalises again before the cosine: ReLU features are all
+positive and share one dominant direction, which centring removes. Only the train rows (the
+gallery) set the mean, so a test row's neighbours never depend on the other test rows.
+
 The search never builds the ``N_test × N_train`` similarity matrix: the outer loop reads the train
 features once, chunk by chunk (a memory-mapped ``.npy`` of 1.28M × 2048 float16 is fine), the inner
 loop runs over test batches, and a running top-k per test row is merged chunk after chunk. Memory is
@@ -66,11 +71,19 @@ class KNNPrediction:
         return self.scores.topk(min(k, self.scores.shape[1]), dim=1).indices
 
 
-def knn_protocol(k: int, temperature: float) -> str:
+def _features_protocol(center: bool) -> str:
+    return (
+        "L2-normalised features centred on the train mean and L2-normalised again"
+        if center
+        else "L2-normalised features"
+    )
+
+
+def knn_protocol(k: int, temperature: float, *, center: bool = False) -> str:
     """The one-line description of the kNN protocol printed next to every kNN number."""
     return (
-        f"weighted kNN (k={k}, T={temperature:g}): L2-normalised features, cosine similarity, "
-        f"vote weight exp(sim/T), train -> test"
+        f"weighted kNN (k={k}, T={temperature:g}): {_features_protocol(center)}, cosine "
+        "similarity, vote weight exp(sim/T), train -> test"
     )
 
 
@@ -78,8 +91,29 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device) if device is not None else torch.device("cpu")
 
 
-def _normalised(x: Tensor) -> Tensor:
-    return torch.nn.functional.normalize(x.float(), dim=1, eps=1e-12)
+def _normalised(x: Tensor, mean: Tensor | None = None) -> Tensor:
+    """Rows L2-normalised; with ``mean``, centred on it and L2-normalised again (CL2N)."""
+    x = torch.nn.functional.normalize(x.float(), dim=1, eps=1e-12)
+    if mean is None:
+        return x
+    return torch.nn.functional.normalize(x - mean, dim=1, eps=1e-12)
+
+
+def gallery_mean(features: ArrayLike, chunk_size: int = 65536) -> Tensor:
+    """The mean of the L2-normalised rows of ``features`` ``(D,)``, in float64 over chunks, as
+    float32: the centre that ``center=True`` subtracts.
+
+    Example::
+
+        >>> import numpy as np
+        >>> gallery_mean(np.array([[2.0, 0.0], [0.0, 3.0]])).tolist()
+        [0.5, 0.5]
+    """
+    n, dim = check_features(features, "train_features")
+    total = torch.zeros(dim, dtype=torch.float64)
+    for _, rows in iter_row_chunks(features, chunk_size):
+        total += _normalised(rows).sum(0, dtype=torch.float64)
+    return (total / n).float()
 
 
 def knn_neighbors(
@@ -91,13 +125,15 @@ def knn_neighbors(
     chunk_size: int = 65536,
     device: str | torch.device | None = None,
     exclude_self: bool = False,
+    center: bool = False,
 ) -> KNNNeighbors:
     """Top-``k`` cosine neighbours of each test row among the train rows, chunked over both.
 
     ``train_features`` ``(N_train, D)`` and ``test_features`` ``(N_test, D)`` may be numpy arrays
     (memory-mapped, float16 or float32) or tensors; they are L2-normalised here. Results are on
     the CPU. ``exclude_self=True`` is leave-one-out: test row ``i`` is train row ``i`` (the same
-    array passed twice) and never counts as its own neighbour.
+    array passed twice) and never counts as its own neighbour. ``center=True`` centres both on the
+    mean of the normalised train rows first (module docstring).
 
     Example::
 
@@ -126,12 +162,15 @@ def knn_neighbors(
     if batch_size < 1 or chunk_size < 1:
         raise ValueError(f"batch_size and chunk_size must be >= 1, got {batch_size}, {chunk_size}")
     dev = _resolve_device(device)
+    mean = gallery_mean(train_features, chunk_size).to(dev) if center else None
     # the running top-k lives on the device: N_test x k, small next to the train chunks
     best_sim = torch.full((n_test, k), -float("inf"), dtype=torch.float32, device=dev)
     best_idx = torch.zeros((n_test, k), dtype=torch.int64, device=dev)
     test_batches = (
         [
-            _normalised(rows_as_tensor(test_features, s, min(s + batch_size, n_test)).to(dev))
+            _normalised(
+                rows_as_tensor(test_features, s, min(s + batch_size, n_test)).to(dev), mean
+            )
             for s in range(0, n_test, batch_size)
         ]
         if n_test * dim <= 64 * 2**20
@@ -140,14 +179,14 @@ def knn_neighbors(
     with torch.no_grad():
         for c0, rows in iter_row_chunks(train_features, chunk_size):
             c1 = c0 + rows.shape[0]
-            chunk = _normalised(rows.to(dev))
+            chunk = _normalised(rows.to(dev), mean)
             kk = min(k, c1 - c0)
             for bi, b0 in enumerate(range(0, n_test, batch_size)):
                 b1 = min(b0 + batch_size, n_test)
                 if test_batches is not None:
                     query = test_batches[bi]
                 else:
-                    query = _normalised(rows_as_tensor(test_features, b0, b1).to(dev))
+                    query = _normalised(rows_as_tensor(test_features, b0, b1).to(dev), mean)
                 full = query @ chunk.T
                 if exclude_self and b0 < c1 and c0 < b1:
                     diag = torch.arange(max(b0, c0), min(b1, c1), device=dev)
@@ -215,6 +254,7 @@ def knn_classify(
     batch_size: int = 1024,
     chunk_size: int = 65536,
     device: str | torch.device | None = None,
+    center: bool = False,
 ) -> KNNPrediction:
     """Weighted kNN predictions and class scores for the test rows (see module docstring).
 
@@ -236,6 +276,7 @@ def knn_classify(
         batch_size=batch_size,
         chunk_size=chunk_size,
         device=device,
+        center=center,
     )
     return knn_vote(
         nb, labels, k=k, temperature=temperature, n_classes=_n_classes(n_classes, labels)
@@ -261,12 +302,14 @@ def knn_accuracy(
     chunk_size: int = 65536,
     device: str | torch.device | None = None,
     exclude_self: bool = False,
+    center: bool = False,
 ) -> dict[str, Any]:
     """Top-1/top-5 accuracy (in %) of weighted kNN for each ``(k, temperature)`` setting.
 
     ``settings`` defaults to :data:`DEFAULT_KNN_SETTINGS`; passing ``k`` and/or ``temperature``
     instead evaluates the single setting ``(k or 20, temperature or 0.07)``. The neighbours are
-    searched once for the largest ``k``. ``exclude_self=True`` is leave-one-out (test = train).
+    searched once for the largest ``k``. ``exclude_self=True`` is leave-one-out (test = train);
+    ``center=True`` centres the features on the mean of the normalised train rows (CL2N).
     Returns ``{"probe": "knn", "protocol", "top1", "top5" (of the first setting), "k",
     "temperature" (the first setting), "n_train", "n_test", "dim", "n_classes",
     "results": [{"k", "temperature", "top1", "top5", "protocol"}, ...]}``.
@@ -308,6 +351,7 @@ def knn_accuracy(
         chunk_size=chunk_size,
         device=device,
         exclude_self=exclude_self,
+        center=center,
     )
     results = []
     for k_i, t_i in settings:
@@ -318,14 +362,14 @@ def knn_accuracy(
                 "temperature": float(t_i),
                 "top1": 100.0 * _topk_accuracy(pred, test_y, 1),
                 "top5": 100.0 * _topk_accuracy(pred, test_y, 5),
-                "protocol": knn_protocol(int(k_i), float(t_i)),
+                "protocol": knn_protocol(int(k_i), float(t_i), center=center),
             }
         )
     return {
         "probe": "knn",
         "protocol": (
-            "weighted kNN: L2-normalised features, cosine similarity, vote weight exp(sim/T) "
-            "summed per class over the k nearest train samples; "
+            f"weighted kNN: {_features_protocol(center)}, cosine similarity, "
+            "vote weight exp(sim/T) summed per class over the k nearest train samples; "
             + ("leave-one-out on train" if exclude_self else "train -> test")
             + "; top-1/top-5 accuracy (%); settings "
             + ", ".join(f"(k={k_i}, T={t_i:g})" for k_i, t_i in settings)
@@ -346,6 +390,7 @@ __all__ = [
     "DEFAULT_KNN_SETTINGS",
     "KNNNeighbors",
     "KNNPrediction",
+    "gallery_mean",
     "knn_accuracy",
     "knn_classify",
     "knn_neighbors",

@@ -7,7 +7,8 @@ Protocol (also written into ``metrics.json``):
   when set), model in eval mode; with test-time views (``eval.tta_sizes``, ``eval.tta_flip``) the
   mean of the L2-normalised features of every view, and the head's mean softmax over them (with
   ``eval.tta_scope: probes`` only kNN and the linear probe use the views);
-* clustering benchmark: L2-normalise, optional PCA, k-means with ``k = eval.n_clusters`` (default:
+* clustering benchmark: L2-normalise (with ``eval.center: all`` also centre on the clustered
+  images' mean and L2-normalise again), optional PCA, k-means with ``k = eval.n_clusters`` (default:
   number of classes) over ``eval.seeds`` seeds, each the best (lowest k-means objective, no labels
   involved) of ``eval.kmeans_restarts`` runs, clusters mapped to classes by Hungarian matching,
   scored on the training images themselves (the clustering setting) — the mean over seeds is
@@ -15,7 +16,8 @@ Protocol (also written into ``metrics.json``):
 * head: the arg-max prototype of each image, scored the same way (greedy mapping when the head
   has more prototypes than classes);
 * kNN: weighted kNN (cosine, k, T) from the train source to the test source when there is one,
-  otherwise leave-one-out on the train source;
+  otherwise leave-one-out on the train source; with ``eval.center: knn`` or ``all`` the features
+  are centred on the training images' mean first (CL2N);
 * ``baseline_kmeans_raw``: the clustering benchmark on raw pixels scaled to [0, 1];
 * with a labelled test source, the held-out figures ``test_acc``/``test_nmi``/``test_ami``/
   ``test_ari`` (the clustering benchmark run on the test images alone: fitted, matched and scored
@@ -38,7 +40,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from selflabel.cluster import KMeans, cluster_benchmark, clustering_scores
+from selflabel.cluster import KMeans, center_rows, cluster_benchmark, clustering_scores, unit_mean
 from selflabel.config import RunConfig
 from selflabel.data import EvalTransform, ImageSource
 from selflabel.evaluate import knn_accuracy
@@ -145,6 +147,7 @@ def _benchmark(features: np.ndarray, labels: np.ndarray, cfg: RunConfig, k: int)
         seeds=cfg.eval.seeds,
         overcluster=cfg.eval.overcluster,
         n_init=cfg.eval.kmeans_restarts,
+        center=cfg.eval.center == "all",
         progress=False,
     )
     return dict(result.to_dict())
@@ -196,7 +199,7 @@ def evaluate_run(
         values["labels_from"] = "head"
     else:
         out.clusters, out.cluster_confidence = _kmeans_labels(
-            pred.features, k, cfg.seed, cfg.eval.kmeans_restarts
+            pred.features, k, cfg.seed, cfg.eval.kmeans_restarts, center=cfg.eval.center == "all"
         )
         values["labels_from"] = "kmeans"
     values["prototypes_used"] = int(np.unique(pred.prototype).size)
@@ -238,9 +241,13 @@ def _raw_baseline(
 
 def _knn(pred: Predictions, test: Predictions | None, cfg: RunConfig) -> dict[str, Any]:
     k, t = cfg.eval.knn_k, cfg.eval.knn_temperature
+    center = cfg.eval.center != "none"
+    kind = "cosine of centred features (train mean)" if center else "cosine"
     if test is not None:
-        res = knn_accuracy(pred.probes, pred.labels, test.probes, test.labels, k=k, temperature=t)
-        protocol = f"weighted kNN k={k} T={t}, cosine, train -> test ({len(test.labels)} images)"
+        res = knn_accuracy(
+            pred.probes, pred.labels, test.probes, test.labels, k=k, temperature=t, center=center
+        )
+        protocol = f"weighted kNN k={k} T={t}, {kind}, train -> test ({len(test.labels)} images)"
     else:
         res = knn_accuracy(
             pred.probes,
@@ -250,17 +257,22 @@ def _knn(pred: Predictions, test: Predictions | None, cfg: RunConfig) -> dict[st
             k=k,
             temperature=t,
             exclude_self=True,
+            center=center,
         )
-        protocol = f"weighted kNN k={k} T={t}, cosine, leave-one-out on the training images"
+        protocol = f"weighted kNN k={k} T={t}, {kind}, leave-one-out on the training images"
     return {"knn": float(res["top1"]) / 100.0, "knn_protocol": protocol}
 
 
 def _kmeans_labels(
-    features: np.ndarray, k: int, seed: int, restarts: int = 1
+    features: np.ndarray, k: int, seed: int, restarts: int = 1, *, center: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Final cluster labels of every image (k-means on L2-normalised features, the lowest
-    objective of ``restarts`` runs) and a confidence."""
-    x = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    """Final cluster labels of every image (k-means on L2-normalised features, centred on their
+    mean and normalised again when ``center``; the lowest objective of ``restarts`` runs) and a
+    confidence."""
+    if center:
+        x = center_rows(features, unit_mean(features))
+    else:
+        x = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
     km = KMeans(k, seed=seed, n_init=restarts).fit(x.astype(np.float32))
     sims = x @ km.centroids_.T
     logits = (sims - sims.max(1, keepdims=True)) / 0.1

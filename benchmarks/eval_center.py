@@ -1,0 +1,109 @@
+"""Centred features (``eval.center``) chosen without the test split: kNN and k-means of finished
+runs on their training images, plain against centred.
+
+For each run directory the last checkpoint is loaded and the features of its **training** images
+are extracted under the run's own evaluation views (``eval.image_size``, ``eval.tta_*``). Two
+figures are computed both ways, plain (L2-normalised) and centred (L2-normalised, minus the mean,
+L2-normalised again; "CL2N"):
+
+* kNN on ``--folds`` folds of the training images (the folds of ``benchmarks/eval_views.py``; each
+  fold is the query set once, the other folds are the gallery and, when centred, give the mean),
+  with the run's ``eval.knn_k`` and ``eval.knn_temperature``;
+* the clustering benchmark on all training images (the run's ``eval.seeds`` seeds, each the best
+  of ``eval.kmeans_restarts`` k-means runs), ACC and NMI; centred on the images' own mean.
+
+No test image is looked at. ``--rule`` prints what session 16's rule (docs/results.md) decides:
+centring goes to kNN if it raises the fold kNN on every run, and to k-means as well if, in
+addition, it raises the mean ACC and lowers the mean NMI by less than 0.5 point.
+
+    python benchmarks/eval_center.py runs/a runs/b runs/c --rule --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from eval_views import folds_knn
+from selflabel.cluster import cluster_benchmark
+from selflabel.config import build_config
+from selflabel.engine import checkpoint as ckpt
+from selflabel.run.build import build_data, build_eval_views, build_method
+from selflabel.run.evaluation import n_eval_clusters, predict
+
+
+def run_figures(run: Path, folds: int) -> dict[str, float]:
+    """Fold kNN and training-image ACC/NMI of one run, plain and centred."""
+    cfg = build_config(yaml.safe_load((run / "config.yaml").read_text()))
+    source = build_data(cfg).train
+    method = build_method(cfg, source)
+    method.load_state_dict(ckpt.load_checkpoint(run / "checkpoint_last.pt")["model"])
+    e = cfg.eval
+    views = build_eval_views(cfg, source)
+    pred = predict(method, source, torch.device("cpu"), 1024, views, views_for=e.tta_scope)
+    out: dict[str, float] = {}
+    k = n_eval_clusters(cfg, source)
+    for name, center in (("plain", False), ("centred", True)):
+        f = torch.from_numpy(pred.probes)
+        out[f"knn_{name}"] = folds_knn(
+            f, pred.labels, folds, e.knn_k, e.knn_temperature, center=center
+        )
+        bench = cluster_benchmark(
+            pred.features, pred.labels, k=k, seeds=e.seeds, n_init=e.kmeans_restarts,
+            center=center, progress=False,
+        ).mean()
+        out[f"acc_{name}"], out[f"nmi_{name}"] = bench["acc"], bench["nmi"]
+        print(f"  {run.name} {name}: " + ", ".join(
+            f"{m} {out[f'{m}_{name}']:.4f}" for m in ("knn", "acc", "nmi")), flush=True)
+    return out
+
+
+def decide(rows: dict[str, dict[str, float]]) -> str:
+    """Session 16's rule: ``none``, ``knn`` or ``all``."""
+    if not all(r["knn_centred"] > r["knn_plain"] for r in rows.values()):
+        return "none"
+    d_acc = float(np.mean([r["acc_centred"] - r["acc_plain"] for r in rows.values()]))
+    d_nmi = float(np.mean([r["nmi_centred"] - r["nmi_plain"] for r in rows.values()]))
+    return "all" if d_acc > 0 and d_nmi > -0.005 else "knn"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rule", action="store_true", help="print session 16's decision")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = {str(run): run_figures(run, args.folds) for run in args.runs}
+    print(
+        "\n| run | kNN (train folds) | centred | Δ | ACC (train) | centred | Δ "
+        "| NMI | centred | Δ |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    for run, r in rows.items():
+        cells = []
+        for m in ("knn", "acc", "nmi"):
+            a, b = r[f"{m}_plain"], r[f"{m}_centred"]
+            cells += [f"{a:.4f}", f"{b:.4f}", f"{100 * (b - a):+.2f}"]
+        print(f"| {Path(run).name} | " + " | ".join(cells) + " |")
+    mean: dict[str, Any] = {m: float(np.mean([r[m] for r in rows.values()]))
+                            for m in next(iter(rows.values()))}
+    print("| **mean** | " + " | ".join(
+        f"{mean[f'{m}_plain']:.4f} | {mean[f'{m}_centred']:.4f} | "
+        f"{100 * (mean[f'{m}_centred'] - mean[f'{m}_plain']):+.2f}"
+        for m in ("knn", "acc", "nmi")) + " |")
+    if args.rule:
+        print(f"\nsession 16's rule decides: eval.center={decide(rows)}")
+    if args.json:
+        args.json.write_text(json.dumps({"runs": rows, "mean": mean}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
