@@ -49,8 +49,8 @@ def run_figures(run: Path, folds: int) -> dict[str, float]:
     pred = predict(method, source, torch.device("cpu"), 1024, views, views_for=e.tta_scope)
     out: dict[str, float] = {}
     k = n_eval_clusters(cfg, source)
+    f = torch.from_numpy(pred.probes)
     for name, center in (("plain", False), ("centred", True)):
-        f = torch.from_numpy(pred.probes)
         out[f"knn_{name}"] = folds_knn(
             f, pred.labels, folds, e.knn_k, e.knn_temperature, center=center
         )

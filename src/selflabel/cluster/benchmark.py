@@ -193,13 +193,15 @@ def cluster_benchmark(
     clock = _Clock()
     sets: list[tuple[str, NDArray[Any]]] = [("train", x_tr)]
     sets += [("val", x_va)] if x_va is not None else []
+    normalize = l2_normalize
     if center:
         with clock.stage("center"):
             mean = unit_mean(x_tr, chunk_rows)
             sets = [(name, center_rows(x, mean, chunk_rows)) for name, x in sets]
+        normalize = False  # centred rows are unit rows already
     reduced: dict[str, NDArray[np.float32]] = {}
     if pca_dim is not None:
-        pca = StreamingPCA(pca_dim, l2_normalize=l2_normalize, whiten=whiten, chunk_rows=chunk_rows)
+        pca = StreamingPCA(pca_dim, l2_normalize=normalize, whiten=whiten, chunk_rows=chunk_rows)
         with clock.stage("pca_fit"), _bar(x_tr.shape[0], "PCA fit", progress) as bar:
             pca.fit(sets[0][1], progress=bar.update)
         for name, x in sets:
@@ -208,7 +210,7 @@ def cluster_benchmark(
     else:
         for name, x in sets:
             with clock.stage("prepare"), _bar(x.shape[0], f"L2 {name}", progress) as bar:
-                reduced[name] = prepare_features(x, l2_normalize, chunk_rows, progress=bar.update)
+                reduced[name] = prepare_features(x, normalize, chunk_rows, progress=bar.update)
 
     per_seed: list[dict[str, float]] = []
     points_used = 0
