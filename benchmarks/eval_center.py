@@ -32,35 +32,55 @@ import yaml
 
 from eval_views import folds_knn
 from selflabel.cluster import cluster_benchmark
-from selflabel.config import build_config
+from selflabel.config import RunConfig, build_config
+from selflabel.data import ImageSource
 from selflabel.engine import checkpoint as ckpt
+from selflabel.methods import Method
 from selflabel.run.build import build_data, build_eval_views, build_method
-from selflabel.run.evaluation import n_eval_clusters, predict
+from selflabel.run.evaluation import Predictions, n_eval_clusters, predict
 
 
-def run_figures(run: Path, folds: int) -> dict[str, float]:
-    """Fold kNN and training-image ACC/NMI of one run, plain and centred."""
+def load_run(run: Path) -> tuple[RunConfig, ImageSource, Method]:
+    """A finished run's config, training images and method with its last checkpoint."""
     cfg = build_config(yaml.safe_load((run / "config.yaml").read_text()))
     source = build_data(cfg).train
     method = build_method(cfg, source)
     method.load_state_dict(ckpt.load_checkpoint(run / "checkpoint_last.pt")["model"])
+    return cfg, source, method
+
+
+def score(
+    pred: Predictions, cfg: RunConfig, k: int, folds: int, *, center: bool = False
+) -> dict[str, float]:
+    """Fold kNN of the probe features, and ACC/NMI of the clustering benchmark on all of them."""
     e = cfg.eval
+    knn = folds_knn(
+        torch.from_numpy(pred.probes), pred.labels, folds, e.knn_k, e.knn_temperature,
+        center=center,
+    )
+    bench = cluster_benchmark(
+        pred.features, pred.labels, k=k, seeds=e.seeds, n_init=e.kmeans_restarts,
+        center=center, progress=False,
+    ).mean()
+    return {"knn": knn, "acc": bench["acc"], "nmi": bench["nmi"]}
+
+
+def record(out: dict[str, float], run: Path, name: str, figures: dict[str, float]) -> None:
+    """Store ``figures`` under ``{metric}_{name}`` and print them."""
+    out.update({f"{m}_{name}": v for m, v in figures.items()})
+    print(f"  {run.name} {name}: " + ", ".join(f"{m} {v:.4f}" for m, v in figures.items()),
+          flush=True)
+
+
+def run_figures(run: Path, folds: int) -> dict[str, float]:
+    """Fold kNN and training-image ACC/NMI of one run, plain and centred."""
+    cfg, source, method = load_run(run)
     views = build_eval_views(cfg, source)
-    pred = predict(method, source, torch.device("cpu"), 1024, views, views_for=e.tta_scope)
+    pred = predict(method, source, torch.device("cpu"), 1024, views, views_for=cfg.eval.tta_scope)
     out: dict[str, float] = {}
     k = n_eval_clusters(cfg, source)
-    f = torch.from_numpy(pred.probes)
     for name, center in (("plain", False), ("centred", True)):
-        out[f"knn_{name}"] = folds_knn(
-            f, pred.labels, folds, e.knn_k, e.knn_temperature, center=center
-        )
-        bench = cluster_benchmark(
-            pred.features, pred.labels, k=k, seeds=e.seeds, n_init=e.kmeans_restarts,
-            center=center, progress=False,
-        ).mean()
-        out[f"acc_{name}"], out[f"nmi_{name}"] = bench["acc"], bench["nmi"]
-        print(f"  {run.name} {name}: " + ", ".join(
-            f"{m} {out[f'{m}_{name}']:.4f}" for m in ("knn", "acc", "nmi")), flush=True)
+        record(out, run, name, score(pred, cfg, k, folds, center=center))
     return out
 
 
@@ -73,6 +93,29 @@ def decide(rows: dict[str, dict[str, float]]) -> str:
     return "all" if d_acc > 0 and d_nmi > -0.005 else "knn"
 
 
+def print_table(rows: dict[str, dict[str, float]], a: str, b: str) -> dict[str, Any]:
+    """Print the per-run and mean fold kNN, ACC and NMI under settings ``a`` and ``b`` (the
+    ``{metric}_{setting}`` keys of ``rows``) as a markdown table; return the means."""
+    print(
+        f"\n| run | kNN (train folds) | {b} | Δ | ACC (train) | {b} | Δ "
+        f"| NMI | {b} | Δ |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    for run, r in rows.items():
+        cells = []
+        for m in ("knn", "acc", "nmi"):
+            x, y = r[f"{m}_{a}"], r[f"{m}_{b}"]
+            cells += [f"{x:.4f}", f"{y:.4f}", f"{100 * (y - x):+.2f}"]
+        print(f"| {Path(run).name} | " + " | ".join(cells) + " |")
+    mean: dict[str, Any] = {
+        m: float(np.mean([r[m] for r in rows.values()])) for m in next(iter(rows.values()))
+    }
+    print("| **mean** | " + " | ".join(
+        f"{mean[f'{m}_{a}']:.4f} | {mean[f'{m}_{b}']:.4f} | "
+        f"{100 * (mean[f'{m}_{b}'] - mean[f'{m}_{a}']):+.2f}"
+        for m in ("knn", "acc", "nmi")) + " |")
+    return mean
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", type=Path)
@@ -83,22 +126,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = {str(run): run_figures(run, args.folds) for run in args.runs}
-    print(
-        "\n| run | kNN (train folds) | centred | Δ | ACC (train) | centred | Δ "
-        "| NMI | centred | Δ |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    )
-    for run, r in rows.items():
-        cells = []
-        for m in ("knn", "acc", "nmi"):
-            a, b = r[f"{m}_plain"], r[f"{m}_centred"]
-            cells += [f"{a:.4f}", f"{b:.4f}", f"{100 * (b - a):+.2f}"]
-        print(f"| {Path(run).name} | " + " | ".join(cells) + " |")
-    mean: dict[str, Any] = {m: float(np.mean([r[m] for r in rows.values()]))
-                            for m in next(iter(rows.values()))}
-    print("| **mean** | " + " | ".join(
-        f"{mean[f'{m}_plain']:.4f} | {mean[f'{m}_centred']:.4f} | "
-        f"{100 * (mean[f'{m}_centred'] - mean[f'{m}_plain']):+.2f}"
-        for m in ("knn", "acc", "nmi")) + " |")
+    mean = print_table(rows, "plain", "centred")
     if args.rule:
         print(f"\nsession 16's rule decides: eval.center={decide(rows)}")
     if args.json:

@@ -145,6 +145,9 @@ class EvalConfig(_Section):
     #: cosine geometry: for ``knn`` (on the training images' mean), or for ``all`` of kNN, the
     #: clustering benchmark and k-means ``labels.csv`` (each on the clustered images' own mean)
     center: Literal["none", "knn", "all"] = "none"
+    #: recompute the BatchNorm statistics of a copy of the network on this many training images
+    #: in the evaluation's views before any figure ("precise BN"; 0: the trained statistics)
+    bn_recalibrate: int = Field(0, ge=0)
     knn_k: int = Field(20, ge=1)
     knn_temperature: float = Field(0.07, gt=0)
     gallery_per_cluster: int = Field(8, ge=0)

@@ -249,3 +249,41 @@ def test_self_label_run_evaluates_on_images_of_another_size(
     args = ["eval", "knn", "--checkpoint", str(run), "--train-data", str(other), "--k", "1"]
     cli([*args, "--quiet", "--json", str(knn_json)])
     assert json.loads(knn_json.read_text())["n_train"] == 30
+
+
+def test_eval_recomputes_batchnorm_statistics_as_the_run_did(
+    cli: RunCli, tmp_path: Path, tiny_images: Path
+) -> None:
+    """``eval.bn_recalibrate`` of a run directory (or ``--bn-recalibrate N``): the features come
+    from a network whose BatchNorm statistics were recomputed on N training images, as in
+    :func:`selflabel.run.evaluation.recalibrated`; ``--bn-recalibrate 0`` keeps the trained ones."""
+    from selflabel.config import load_config
+    from selflabel.data import load_source
+    from selflabel.evaluate import knn_accuracy
+    from selflabel.run.build import build_eval_views, build_method
+    from selflabel.run.evaluation import predict, recalibrated
+
+    cfg = load_config(
+        "demo", [f"data.source={tiny_images}", "eval.bn_recalibrate=10", "seed=4"]
+    )
+    src = load_source(str(tiny_images))
+    method = build_method(cfg, src)
+    run = _write_run(tmp_path / "run", cfg, method)
+    views = build_eval_views(cfg, src)
+    cpu = torch.device("cpu")
+
+    def top1(net: Any) -> float:
+        pred = predict(net, src, cpu, 256, views)
+        res = knn_accuracy(pred.features, pred.labels, pred.features, pred.labels, k=1,
+                           exclude_self=True)
+        return float(res["top1"])
+
+    new = top1(recalibrated(method, src, views, 10, device=cpu, batch_size=256, seed=4))
+    old = top1(method)
+    assert new != old  # the statistics matter on these images, so the check below can fail
+    for extra, expected in (([], new), (["--bn-recalibrate", "0"], old)):
+        out = tmp_path / f"knn{len(extra)}.json"
+        text = cli(["eval", "knn", "--checkpoint", str(run), "--k", "1", "--quiet",
+                    "--json", str(out), *extra])
+        assert ("BatchNorm statistics recomputed on 10" in text) is (not extra)
+        assert json.loads(out.read_text())["top1"] == pytest.approx(expected)

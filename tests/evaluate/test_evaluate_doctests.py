@@ -8,6 +8,7 @@ import importlib
 import pytest
 
 MODULES = [
+    "selflabel.evaluate.batchnorm",
     "selflabel.evaluate.io",
     "selflabel.evaluate.knn",
     "selflabel.evaluate.linear",

@@ -32,6 +32,7 @@ from selflabel.commands.extract import (
     load_eval_model,
     load_eval_source,
     model_options,
+    recalibrate_for_eval,
     run_data_config,
 )
 
@@ -78,6 +79,15 @@ def input_options(f: Any) -> Any:
                 "Test images (with --checkpoint; default: a run's data.holdout images when it "
                 "has them, else its data.test_source)."
             ),
+        ),
+        click.option(
+            "--bn-recalibrate",
+            type=click.IntRange(min=0),
+            default=None,
+            metavar="N",
+            help="With --checkpoint: recompute the BatchNorm statistics on N train images in the "
+            "evaluation's views first (precise BN; 0: the trained statistics; default: a run "
+            "directory's eval.bn_recalibrate, else 0).",
         ),
         click.option("--train-split", default=None, help="Default: train."),
         click.option("--test-split", default=None, help="Default: test."),
@@ -139,7 +149,12 @@ def _from_checkpoint(o: dict[str, Any]) -> _Inputs:
     model, described = load_eval_model(o["checkpoint"], train_src, o["arch"])
     kw = dict(device=o["device"], batch_size=o["batch_size"], progress=not o["quiet"])
     view = eval_view(o["checkpoint"], o["image_size"], o["crop_fraction"], o["single_view"])
-    train = extract_features(model, train_src, transform=eval_transform(train_src, *view), **kw)
+    transform = eval_transform(train_src, *view)
+    described_train += recalibrate_for_eval(
+        model, o["checkpoint"], train_src, transform, o["bn_recalibrate"],
+        device=o["device"], batch_size=o["batch_size"],
+    )
+    train = extract_features(model, train_src, transform=transform, **kw)
     test_x = test_y = None
     described += f"; view {describe_view(view)}; train {described_train}"
     if test_src is not None:

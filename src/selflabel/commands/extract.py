@@ -28,6 +28,7 @@ __all__ = [
     "extract",
     "load_eval_model",
     "load_eval_source",
+    "recalibrate_for_eval",
     "run_data_config",
 ]
 
@@ -42,14 +43,20 @@ def load_eval_source(spec: str, split: str, image_size: int | None = None) -> An
         raise click.ClickException(f"cannot load data {spec!r}: {err}") from err
 
 
-def _run_config_section(checkpoint: Path, name: str) -> dict[str, Any]:
-    """Section ``name`` of a run directory's ``config.yaml`` (empty for anything else)."""
+def _run_config(checkpoint: Path) -> dict[str, Any]:
+    """A run directory's ``config.yaml`` (empty for anything else)."""
     import yaml
 
     cfg_path = checkpoint / "config.yaml"
     if not (checkpoint.is_dir() and cfg_path.is_file()):
         return {}
-    section = (yaml.safe_load(cfg_path.read_text()) or {}).get(name) or {}
+    config = yaml.safe_load(cfg_path.read_text()) or {}
+    return dict(config) if isinstance(config, dict) else {}
+
+
+def _run_config_section(checkpoint: Path, name: str) -> dict[str, Any]:
+    """Section ``name`` of a run directory's ``config.yaml`` (empty for anything else)."""
+    section = _run_config(checkpoint).get(name) or {}
     return dict(section) if isinstance(section, dict) else {}
 
 
@@ -180,6 +187,37 @@ def eval_transform(
         crop_fraction=crop_fraction,
         flip=tta_flip,
     )
+
+
+def recalibrate_for_eval(
+    model: nn.Module,
+    checkpoint: Path,
+    source: Any,
+    transform: Any,
+    n_images: int | None,
+    *,
+    device: str,
+    batch_size: int,
+) -> str:
+    """Recompute ``model``'s BatchNorm statistics in place on ``n_images`` images of ``source``
+    under ``transform`` (:func:`~selflabel.evaluate.recalibrate_batchnorm`; ``None``: a run
+    directory's ``eval.bn_recalibrate`` with its seed, as the run's own figures did; 0: nothing).
+    Returns the protocol's words for it ("" when nothing was done)."""
+    from selflabel.evaluate import recalibrate_batchnorm, view_batches
+
+    run = _run_config(checkpoint)
+    n = int((run.get("eval") or {}).get("bn_recalibrate") or 0) if n_images is None else n_images
+    if n == 0:
+        return ""
+    seed = int(run.get("seed") or 0)
+    model.to(device)
+    inputs = view_batches(source, transform, n, batch_size=batch_size, seed=seed, device=device)
+    scores = getattr(model, "cluster_scores", None) if getattr(model, "n_clusters", 0) else None
+    try:
+        recalibrate_batchnorm(model, inputs, forward=scores or getattr(model, "features", None))
+    except ValueError as err:
+        raise click.ClickException(f"--bn-recalibrate: {err}") from err
+    return f"; BatchNorm statistics recomputed on {min(n, len(source))} of these images"
 
 
 def describe_view(view: EvalView) -> str:

@@ -14,6 +14,7 @@ measured (see ``docs/evaluation.md``)::
 The clustering benchmark itself lives in :mod:`selflabel.cluster`.
 """
 
+from selflabel.evaluate.batchnorm import batchnorm_layers, recalibrate_batchnorm, view_batches
 from selflabel.evaluate.features import ExtractedFeatures, extract_features
 from selflabel.evaluate.io import labels_path_for, load_array, load_labels_for
 from selflabel.evaluate.knn import (
@@ -34,6 +35,7 @@ __all__ = [
     "ExtractedFeatures",
     "KNNNeighbors",
     "KNNPrediction",
+    "batchnorm_layers",
     "extract_features",
     "knn_accuracy",
     "knn_classify",
@@ -45,4 +47,6 @@ __all__ = [
     "linear_protocol",
     "load_array",
     "load_labels_for",
+    "recalibrate_batchnorm",
+    "view_batches",
 ]

@@ -4,9 +4,11 @@ and the same clustering benchmark on raw pixels (``baseline_kmeans_raw``): what 
 Protocol (also written into ``metrics.json``):
 
 * features: backbone output of un-augmented, normalised images (resized to ``eval.image_size``
-  when set), model in eval mode; with test-time views (``eval.tta_sizes``, ``eval.tta_flip``) the
-  mean of the L2-normalised features of every view, and the head's mean softmax over them (with
-  ``eval.tta_scope: probes`` only kNN and the linear probe use the views);
+  when set), model in eval mode (with ``eval.bn_recalibrate: N`` a copy of it whose BatchNorm
+  statistics were recomputed on N training images in the evaluation's views, "precise BN");
+  with test-time views (``eval.tta_sizes``, ``eval.tta_flip``) the mean of the L2-normalised
+  features of every view, and the head's mean softmax over them (with ``eval.tta_scope: probes``
+  only kNN and the linear probe use the views);
 * clustering benchmark: L2-normalise (with ``eval.center: all`` also centre on the clustered
   images' mean and L2-normalise again), optional PCA, k-means with ``k = eval.n_clusters`` (default:
   number of classes) over ``eval.seeds`` seeds, each the best (lowest k-means objective, no labels
@@ -33,6 +35,7 @@ head has exactly ``k`` clusters (``labels_from: "head"``; e.g. SwAV with ``n_pro
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -43,7 +46,7 @@ import torch
 from selflabel.cluster import KMeans, center_rows, cluster_benchmark, clustering_scores, unit_mean
 from selflabel.config import RunConfig
 from selflabel.data import EvalTransform, ImageSource
-from selflabel.evaluate import knn_accuracy
+from selflabel.evaluate import knn_accuracy, recalibrate_batchnorm, view_batches
 from selflabel.evaluate.views import TestViews, average_features, mean_probabilities
 from selflabel.methods import Method
 from selflabel.run.build import build_eval_views
@@ -121,6 +124,30 @@ def predict(
     )
 
 
+def recalibrated(
+    method: Method,
+    source: ImageSource,
+    views: TestViews,
+    n_images: int,
+    *,
+    device: torch.device,
+    batch_size: int = 512,
+    seed: int = 0,
+) -> Method:
+    """A copy of ``method`` whose BatchNorm statistics are recomputed
+    (:func:`~selflabel.evaluate.recalibrate_batchnorm`) over ``n_images`` images of ``source``
+    (a random subset drawn with ``seed``; all of them when it has fewer), each view of ``views``
+    forwarded as its own batch through the method's head (so that a projection head's BatchNorm
+    is reached too) or, without a head, its backbone."""
+    net = copy.deepcopy(method)
+    inputs = view_batches(
+        source, views, n_images, batch_size=batch_size, seed=seed, device=device
+    )
+    forward = net.cluster_scores if net.n_clusters else net.features
+    recalibrate_batchnorm(net, inputs, forward=forward)
+    return net
+
+
 def raw_pixels(source: ImageSource, batch_size: int = 4096) -> np.ndarray:
     """All images of ``source`` flattened to float32 in [0, 1] (the raw-pixel baseline)."""
     chunks = []
@@ -165,12 +192,18 @@ def evaluate_run(
     """All figures of a run (module docstring); ``baseline`` reuses an earlier raw result."""
     t0 = time.perf_counter()
     views = build_eval_views(cfg, data_train)
+    if cfg.eval.bn_recalibrate:
+        method = recalibrated(
+            method, data_train, views, cfg.eval.bn_recalibrate, device=device,
+            batch_size=cfg.eval.batch_size, seed=cfg.seed,
+        )
     scope = cfg.eval.tta_scope
     pred = predict(method, data_train, device, cfg.eval.batch_size, views, views_for=scope)
     k = n_eval_clusters(cfg, data_train)
     out = RunMetrics()
     values: dict[str, Any] = {
-        "n_images": len(data_train), "k": k, "eval_views": len(views), "eval_views_for": scope
+        "n_images": len(data_train), "k": k, "eval_views": len(views), "eval_views_for": scope,
+        "eval_bn_recalibrate": min(cfg.eval.bn_recalibrate, len(data_train)),
     }
     labelled = data_train.labelled and bool((pred.labels >= 0).all())
     if labelled:
