@@ -287,3 +287,10 @@ def test_eval_recomputes_batchnorm_statistics_as_the_run_did(
                     "--json", str(out), *extra])
         assert ("BatchNorm statistics recomputed on 10" in text) is (not extra)
         assert json.loads(out.read_text())["top1"] == pytest.approx(expected)
+    # extract: the same recomputed network, on the run's training images, as its figures used
+    feats = tmp_path / "f.npy"
+    text = cli(["extract", str(run), "--out", str(feats), "--quiet", "--split", "test"])
+    assert "BatchNorm statistics recomputed on 10 training images" in text
+    net = recalibrated(method, src, views, 10, device=cpu, batch_size=256, seed=4)
+    expected_f = predict(net, load_source(str(tiny_images), split="test"), cpu, 256, views)
+    np.testing.assert_allclose(np.load(feats), expected_f.features, rtol=1e-4, atol=1e-5)

@@ -80,15 +80,6 @@ def input_options(f: Any) -> Any:
                 "has them, else its data.test_source)."
             ),
         ),
-        click.option(
-            "--bn-recalibrate",
-            type=click.IntRange(min=0),
-            default=None,
-            metavar="N",
-            help="With --checkpoint: recompute the BatchNorm statistics on N train images in the "
-            "evaluation's views first (precise BN; 0: the trained statistics; default: a run "
-            "directory's eval.bn_recalibrate, else 0).",
-        ),
         click.option("--train-split", default=None, help="Default: train."),
         click.option("--test-split", default=None, help="Default: test."),
         click.option("--json", "json_path", type=_PathType, help="Also write the result here."),
@@ -150,10 +141,12 @@ def _from_checkpoint(o: dict[str, Any]) -> _Inputs:
     kw = dict(device=o["device"], batch_size=o["batch_size"], progress=not o["quiet"])
     view = eval_view(o["checkpoint"], o["image_size"], o["crop_fraction"], o["single_view"])
     transform = eval_transform(train_src, *view)
-    described_train += recalibrate_for_eval(
-        model, o["checkpoint"], train_src, transform, o["bn_recalibrate"],
+    n_bn = recalibrate_for_eval(
+        model, o["checkpoint"], lambda: train_src, transform, o["bn_recalibrate"],
         device=o["device"], batch_size=o["batch_size"],
     )
+    if n_bn:
+        described_train += f"; BatchNorm statistics recomputed on {n_bn} of these images"
     train = extract_features(model, train_src, transform=transform, **kw)
     test_x = test_y = None
     described += f"; view {describe_view(view)}; train {described_train}"

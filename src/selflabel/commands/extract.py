@@ -13,6 +13,7 @@ checkpoint files, or a plain backbone state dict (torchvision, official SwAV/SeL
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -30,6 +31,7 @@ __all__ = [
     "load_eval_source",
     "recalibrate_for_eval",
     "run_data_config",
+    "run_train_images",
 ]
 
 
@@ -192,32 +194,52 @@ def eval_transform(
 def recalibrate_for_eval(
     model: nn.Module,
     checkpoint: Path,
-    source: Any,
+    images: Callable[[], Any],
     transform: Any,
     n_images: int | None,
     *,
     device: str,
     batch_size: int,
-) -> str:
-    """Recompute ``model``'s BatchNorm statistics in place on ``n_images`` images of ``source``
-    under ``transform`` (:func:`~selflabel.evaluate.recalibrate_batchnorm`; ``None``: a run
-    directory's ``eval.bn_recalibrate`` with its seed, as the run's own figures did; 0: nothing).
-    Returns the protocol's words for it ("" when nothing was done)."""
+) -> int:
+    """Recompute ``model``'s BatchNorm statistics in place on ``n_images`` images of the source
+    ``images()`` under ``transform`` (:func:`~selflabel.evaluate.recalibrate_batchnorm`; ``None``:
+    a run directory's ``eval.bn_recalibrate`` with its seed, as the run's own figures did; 0:
+    nothing, and ``images`` is not called). Returns how many images were used."""
     from selflabel.evaluate import recalibrate_batchnorm, view_batches
 
     run = _run_config(checkpoint)
     n = int((run.get("eval") or {}).get("bn_recalibrate") or 0) if n_images is None else n_images
     if n == 0:
-        return ""
-    seed = int(run.get("seed") or 0)
+        return 0
+    source = images()
     model.to(device)
+    seed = int(run.get("seed") or 0)
     inputs = view_batches(source, transform, n, batch_size=batch_size, seed=seed, device=device)
     scores = getattr(model, "cluster_scores", None) if getattr(model, "n_clusters", 0) else None
     try:
         recalibrate_batchnorm(model, inputs, forward=scores or getattr(model, "features", None))
     except ValueError as err:
         raise click.ClickException(f"--bn-recalibrate: {err}") from err
-    return f"; BatchNorm statistics recomputed on {min(n, len(source))} of these images"
+    return min(n, len(source))
+
+
+def run_train_images(checkpoint: Path, source: Any, data: str | None, split: str) -> Any:
+    """The images a run directory trained on (its ``data.source`` and split, less its
+    ``data.holdout`` images): ``source`` itself when that is them; for anything but a run
+    directory, ``source``."""
+    run_data = run_data_config(checkpoint)
+    if not run_data.get("source"):
+        return source
+    run_split = str(run_data.get("split") or "train")
+    train = source
+    if data is not None or split != run_split:
+        train = load_eval_source(str(run_data["source"]), run_split, run_data.get("image_size"))
+    holdout = float(run_data.get("holdout") or 0.0)
+    if holdout > 0:
+        from selflabel.run.build import holdout_split
+
+        train = holdout_split(train, holdout)[0]
+    return train
 
 
 def describe_view(view: EvalView) -> str:
@@ -266,6 +288,15 @@ def model_options(f: Any) -> Any:
                 help="Only the eval.image_size view, not a run directory's test-time views "
                 "(eval.tta_sizes, eval.tta_flip).",
             ),
+            click.option(
+                "--bn-recalibrate",
+                type=click.IntRange(min=0),
+                default=None,
+                metavar="N",
+                help="Recompute the BatchNorm statistics on N training images in the evaluation's "
+                "views first (precise BN; 0: the trained statistics; default: a run directory's "
+                "eval.bn_recalibrate, else 0).",
+            ),
             click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1."),
             click.option(
                 "--batch-size", type=click.IntRange(min=1), default=256, show_default=True
@@ -299,6 +330,7 @@ def extract(
     image_size: int | None,
     crop_fraction: float | None,
     single_view: bool,
+    bn_recalibrate: int | None,
     device: str,
     batch_size: int,
     quiet: bool,
@@ -317,6 +349,15 @@ def extract(
     model, described = load_eval_model(checkpoint, source, arch)
     view = eval_view(checkpoint, image_size, crop_fraction, single_view)
     transform = eval_transform(source, *view)
+    n_bn = recalibrate_for_eval(
+        model,
+        checkpoint,
+        lambda: run_train_images(checkpoint, source, data, split),
+        transform,
+        bn_recalibrate,
+        device=device,
+        batch_size=batch_size,
+    )
     res = extract_features(
         model,
         source,
@@ -329,6 +370,7 @@ def extract(
     click.echo(
         "protocol: features = model output (Method.features: backbone, pooled) of un-augmented "
         f"images, eval mode, no grad; normalised with the source's mean/std, {describe_view(view)}"
+        + (f"; BatchNorm statistics recomputed on {n_bn} training images" if n_bn else "")
     )
     click.echo(f"model: {described}")
     click.echo(f"data: {source.describe()} (split {split})")
