@@ -100,3 +100,25 @@ def test_batchnorm_layers_finds_every_kind_that_tracks_statistics() -> None:
         nn.BatchNorm2d(2, track_running_stats=False),
     )
     assert batchnorm_layers(net) == [net[0], net[1], net[2]]
+
+
+def test_evaluation_forward_reaches_the_head_when_there_is_one() -> None:
+    from selflabel.evaluate import evaluation_forward
+
+    class WithHead(nn.Module):
+        n_clusters = 3
+
+        def features(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+        def cluster_scores(self, x: torch.Tensor) -> torch.Tensor:
+            return x * 2
+
+    class Headless(WithHead):
+        n_clusters = 0
+
+    backbone = nn.Linear(2, 2)
+    x = torch.ones(1, 2)
+    assert torch.equal(evaluation_forward(WithHead())(x), x * 2)
+    assert torch.equal(evaluation_forward(Headless())(x), x)
+    assert evaluation_forward(backbone) is backbone

@@ -205,7 +205,7 @@ def recalibrate_for_eval(
     ``images()`` under ``transform`` (:func:`~selflabel.evaluate.recalibrate_batchnorm`; ``None``:
     a run directory's ``eval.bn_recalibrate`` with its seed, as the run's own figures did; 0:
     nothing, and ``images`` is not called). Returns how many images were used."""
-    from selflabel.evaluate import recalibrate_batchnorm, view_batches
+    from selflabel.evaluate import evaluation_forward, recalibrate_batchnorm, view_batches
 
     run = _run_config(checkpoint)
     n = int((run.get("eval") or {}).get("bn_recalibrate") or 0) if n_images is None else n_images
@@ -215,9 +215,8 @@ def recalibrate_for_eval(
     model.to(device)
     seed = int(run.get("seed") or 0)
     inputs = view_batches(source, transform, n, batch_size=batch_size, seed=seed, device=device)
-    scores = getattr(model, "cluster_scores", None) if getattr(model, "n_clusters", 0) else None
     try:
-        recalibrate_batchnorm(model, inputs, forward=scores or getattr(model, "features", None))
+        recalibrate_batchnorm(model, inputs, forward=evaluation_forward(model))
     except ValueError as err:
         raise click.ClickException(f"--bn-recalibrate: {err}") from err
     return min(n, len(source))

@@ -14,7 +14,12 @@ measured (see ``docs/evaluation.md``)::
 The clustering benchmark itself lives in :mod:`selflabel.cluster`.
 """
 
-from selflabel.evaluate.batchnorm import batchnorm_layers, recalibrate_batchnorm, view_batches
+from selflabel.evaluate.batchnorm import (
+    batchnorm_layers,
+    evaluation_forward,
+    recalibrate_batchnorm,
+    view_batches,
+)
 from selflabel.evaluate.features import ExtractedFeatures, extract_features
 from selflabel.evaluate.io import labels_path_for, load_array, load_labels_for
 from selflabel.evaluate.knn import (
@@ -36,6 +41,7 @@ __all__ = [
     "KNNNeighbors",
     "KNNPrediction",
     "batchnorm_layers",
+    "evaluation_forward",
     "extract_features",
     "knn_accuracy",
     "knn_classify",

@@ -37,7 +37,7 @@ from selflabel.evaluate.views import TestViews
 if TYPE_CHECKING:
     from selflabel.data import ImageSource
 
-__all__ = ["batchnorm_layers", "recalibrate_batchnorm", "view_batches"]
+__all__ = ["batchnorm_layers", "evaluation_forward", "recalibrate_batchnorm", "view_batches"]
 
 
 def batchnorm_layers(model: nn.Module) -> list[_BatchNorm]:
@@ -91,6 +91,17 @@ def recalibrate_batchnorm(
     if n == 0:
         raise ValueError("recalibrate_batchnorm: inputs gave no batch; pass at least one")
     return n
+
+
+def evaluation_forward(model: nn.Module) -> Callable[[Tensor], Any]:
+    """The forward pass that reaches every BatchNorm layer a method's evaluation uses: its
+    ``cluster_scores`` (backbone, projection and prototypes) when it has a clustering head
+    (``n_clusters > 0``), else its ``features``, else ``model`` itself (a plain backbone)."""
+    scores = getattr(model, "cluster_scores", None)
+    if getattr(model, "n_clusters", 0) and callable(scores):
+        return scores
+    features = getattr(model, "features", None)
+    return features if callable(features) and not isinstance(features, nn.Module) else model
 
 
 def view_batches(

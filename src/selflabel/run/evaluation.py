@@ -46,7 +46,12 @@ import torch
 from selflabel.cluster import KMeans, center_rows, cluster_benchmark, clustering_scores, unit_mean
 from selflabel.config import RunConfig
 from selflabel.data import EvalTransform, ImageSource
-from selflabel.evaluate import knn_accuracy, recalibrate_batchnorm, view_batches
+from selflabel.evaluate import (
+    evaluation_forward,
+    knn_accuracy,
+    recalibrate_batchnorm,
+    view_batches,
+)
 from selflabel.evaluate.views import TestViews, average_features, mean_probabilities
 from selflabel.methods import Method
 from selflabel.run.build import build_eval_views
@@ -143,8 +148,7 @@ def recalibrated(
     inputs = view_batches(
         source, views, n_images, batch_size=batch_size, seed=seed, device=device
     )
-    forward = net.cluster_scores if net.n_clusters else net.features
-    recalibrate_batchnorm(net, inputs, forward=forward)
+    recalibrate_batchnorm(net, inputs, forward=evaluation_forward(net))
     return net
 
 
