@@ -55,9 +55,26 @@ def sync_bn(rank: int, world_size: int, x_full: Tensor) -> dict[str, Any]:
     }
 
 
+def bn_recalibrate(rank: int, world_size: int, x_full: Tensor) -> dict[str, Tensor]:
+    """A run's evaluation under torchrun: every rank recomputes the statistics of its synchronised
+    BatchNorm on the same batches (``eval.bn_recalibrate``)."""
+    from selflabel.evaluate import recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4))
+    model = convert_sync_batchnorm(model, torch.device("cpu"))
+    recalibrate_batchnorm(model, [x_full, 2.0 * x_full + 1.0])
+    bn = model[1]
+    return {"mean": bn.running_mean.clone(), "var": bn.running_var.clone()}
+
+
 def collectives(rank: int, world_size: int, x_full: Tensor) -> dict[str, Any]:
-    """Both checks in one spawn (starting processes is the slow part on a busy machine)."""
-    return {"helpers": helpers(rank, world_size), "sync_bn": sync_bn(rank, world_size, x_full)}
+    """All three checks in one spawn (starting processes is the slow part on a busy machine)."""
+    return {
+        "helpers": helpers(rank, world_size),
+        "sync_bn": sync_bn(rank, world_size, x_full),
+        "bn_recalibrate": bn_recalibrate(rank, world_size, x_full),
+    }
 
 
 def ddp_identity(rank: int, world_size: int) -> str:

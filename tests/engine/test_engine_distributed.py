@@ -109,3 +109,23 @@ def test_two_process_resume_restores_rank_local_state(tmp_path: Path) -> None:
         for key, value in full[r].items():
             assert torch.equal(resumed[r][key], value), (r, key)
     assert int(full[0]["index_sum"]) != int(full[1]["index_sum"])
+
+
+@pytest.mark.distributed
+def test_recomputed_statistics_agree_across_ranks_and_with_one_process(
+    collective_results: list[dict[str, Any]],
+) -> None:
+    """Every rank recomputes them on the same batches, so all ranks agree; the means are those of
+    one process, and the unbiased variances differ only by counting each value twice."""
+    from selflabel.evaluate import recalibrate_batchnorm
+
+    r0, r1 = (r["bn_recalibrate"] for r in collective_results)
+    torch.testing.assert_close(r0["mean"], r1["mean"], rtol=0, atol=0)
+    torch.testing.assert_close(r0["var"], r1["var"], rtol=0, atol=0)
+    torch.manual_seed(0)
+    ref = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4))
+    recalibrate_batchnorm(ref, [X, 2.0 * X + 1.0])
+    n = X.shape[0] * X.shape[2] * X.shape[3]  # values per channel in one batch
+    torch.testing.assert_close(r0["mean"], ref[1].running_mean, rtol=1e-5, atol=1e-6)
+    unbias = (2 * n / (2 * n - 1)) / (n / (n - 1))
+    torch.testing.assert_close(r0["var"], ref[1].running_var * unbias, rtol=1e-5, atol=1e-6)
