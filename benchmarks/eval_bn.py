@@ -18,14 +18,12 @@ less than 0.5 point.
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from eval_center import load_run, print_table, record, score
+from eval_center import load_run, parser, print_table, record, score, write_json
 from selflabel.run.build import build_eval_views
 from selflabel.run.evaluation import n_eval_clusters, predict, recalibrated
 
@@ -57,13 +55,8 @@ def decide(rows: dict[str, dict[str, float]]) -> bool:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("runs", nargs="+", type=Path)
+    ap = parser(__doc__, 17)
     ap.add_argument("--images", type=int, default=10000, help="training images for the statistics")
-    ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rule", action="store_true", help="print session 17's decision")
-    ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = {str(run): run_figures(run, args.folds, args.images) for run in args.runs}
@@ -71,8 +64,7 @@ def main() -> None:
     if args.rule:
         adopt = decide(rows)
         print(f"\nsession 17's rule decides: eval.bn_recalibrate={args.images if adopt else 0}")
-    if args.json:
-        args.json.write_text(json.dumps({"runs": rows, "mean": mean}, indent=1))
+    write_json(args.json, rows, mean)
 
 
 if __name__ == "__main__":

@@ -116,21 +116,31 @@ def print_table(rows: dict[str, dict[str, float]], a: str, b: str) -> dict[str, 
     return mean
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parser(doc: str, session: int) -> argparse.ArgumentParser:
+    """The options every decision script of this kind takes (runs, folds, threads, rule, json)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rule", action="store_true", help="print session 16's decision")
+    ap.add_argument("--rule", action="store_true", help=f"print session {session}'s decision")
     ap.add_argument("--json", type=Path, help="also write the figures here")
-    args = ap.parse_args()
+    return ap
+
+
+def write_json(path: Path | None, rows: dict[str, dict[str, float]], mean: dict[str, Any]) -> None:
+    """The per-run figures and their means, to ``path`` when given."""
+    if path is not None:
+        path.write_text(json.dumps({"runs": rows, "mean": mean}, indent=1))
+
+
+def main() -> None:
+    args = parser(__doc__, 16).parse_args()
     torch.set_num_threads(args.threads)
     rows = {str(run): run_figures(run, args.folds) for run in args.runs}
     mean = print_table(rows, "plain", "centred")
     if args.rule:
         print(f"\nsession 16's rule decides: eval.center={decide(rows)}")
-    if args.json:
-        args.json.write_text(json.dumps({"runs": rows, "mean": mean}, indent=1))
+    write_json(args.json, rows, mean)
 
 
 if __name__ == "__main__":

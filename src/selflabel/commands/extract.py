@@ -202,24 +202,23 @@ def recalibrate_for_eval(
     batch_size: int,
 ) -> int:
     """Recompute ``model``'s BatchNorm statistics in place on ``n_images`` images of the source
-    ``images()`` under ``transform`` (:func:`~selflabel.evaluate.recalibrate_batchnorm`; ``None``:
+    ``images()`` under ``transform`` (:func:`~selflabel.evaluate.recalibrate_on_source`; ``None``:
     a run directory's ``eval.bn_recalibrate`` with its seed, as the run's own figures did; 0:
     nothing, and ``images`` is not called). Returns how many images were used."""
-    from selflabel.evaluate import evaluation_forward, recalibrate_batchnorm, view_batches
+    from selflabel.evaluate import recalibrate_on_source
 
     run = _run_config(checkpoint)
     n = int((run.get("eval") or {}).get("bn_recalibrate") or 0) if n_images is None else n_images
     if n == 0:
         return 0
-    source = images()
     model.to(device)
     seed = int(run.get("seed") or 0)
-    inputs = view_batches(source, transform, n, batch_size=batch_size, seed=seed, device=device)
     try:
-        recalibrate_batchnorm(model, inputs, forward=evaluation_forward(model))
+        return recalibrate_on_source(
+            model, images(), transform, n, batch_size=batch_size, seed=seed, device=device
+        )
     except ValueError as err:
         raise click.ClickException(f"--bn-recalibrate: {err}") from err
-    return min(n, len(source))
 
 
 def run_train_images(checkpoint: Path, source: Any, data: str | None, split: str) -> Any:

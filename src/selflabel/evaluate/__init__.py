@@ -18,6 +18,7 @@ from selflabel.evaluate.batchnorm import (
     batchnorm_layers,
     evaluation_forward,
     recalibrate_batchnorm,
+    recalibrate_on_source,
     view_batches,
 )
 from selflabel.evaluate.features import ExtractedFeatures, extract_features
@@ -54,5 +55,6 @@ __all__ = [
     "load_array",
     "load_labels_for",
     "recalibrate_batchnorm",
+    "recalibrate_on_source",
     "view_batches",
 ]

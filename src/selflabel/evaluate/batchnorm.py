@@ -37,7 +37,13 @@ from selflabel.evaluate.views import TestViews
 if TYPE_CHECKING:
     from selflabel.data import ImageSource
 
-__all__ = ["batchnorm_layers", "evaluation_forward", "recalibrate_batchnorm", "view_batches"]
+__all__ = [
+    "batchnorm_layers",
+    "evaluation_forward",
+    "recalibrate_batchnorm",
+    "recalibrate_on_source",
+    "view_batches",
+]
 
 
 def batchnorm_layers(model: nn.Module) -> list[_BatchNorm]:
@@ -85,7 +91,7 @@ def recalibrate_batchnorm(
     finally:
         for m, (state, momentum) in zip(layers, saved, strict=True):
             m.momentum = momentum
-            if n == 0 or not _reached(m):  # keeps its trained statistics
+            if not _reached(m):  # no batch reached it: its trained statistics
                 m.load_state_dict(state)
         model.train(was_training)
     if n == 0:
@@ -125,6 +131,24 @@ def view_batches(
     for start in range(0, len(subset), batch_size):
         _, images, _ = source.get_batch(subset[start : start + batch_size])
         yield from views.views(images.to(device))
+
+
+def recalibrate_on_source(
+    model: nn.Module,
+    source: ImageSource,
+    transform: TestViews | Callable[[Tensor], Tensor],
+    n_images: int,
+    *,
+    batch_size: int = 512,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> int:
+    """:func:`recalibrate_batchnorm` of ``model`` in place over :func:`view_batches` of
+    ``source``, through :func:`evaluation_forward`; returns the number of images used."""
+    inputs = view_batches(source, transform, n_images, batch_size=batch_size, seed=seed,
+                          device=device)
+    recalibrate_batchnorm(model, inputs, forward=evaluation_forward(model))
+    return min(n_images, len(source))
 
 
 def _reached(layer: _BatchNorm) -> bool:

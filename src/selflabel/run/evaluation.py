@@ -46,12 +46,7 @@ import torch
 from selflabel.cluster import KMeans, center_rows, cluster_benchmark, clustering_scores, unit_mean
 from selflabel.config import RunConfig
 from selflabel.data import EvalTransform, ImageSource
-from selflabel.evaluate import (
-    evaluation_forward,
-    knn_accuracy,
-    recalibrate_batchnorm,
-    view_batches,
-)
+from selflabel.evaluate import knn_accuracy, recalibrate_on_source
 from selflabel.evaluate.views import TestViews, average_features, mean_probabilities
 from selflabel.methods import Method
 from selflabel.run.build import build_eval_views
@@ -140,15 +135,13 @@ def recalibrated(
     seed: int = 0,
 ) -> Method:
     """A copy of ``method`` whose BatchNorm statistics are recomputed
-    (:func:`~selflabel.evaluate.recalibrate_batchnorm`) over ``n_images`` images of ``source``
+    (:func:`~selflabel.evaluate.recalibrate_on_source`) over ``n_images`` images of ``source``
     (a random subset drawn with ``seed``; all of them when it has fewer), each view of ``views``
     forwarded as its own batch through the method's head (so that a projection head's BatchNorm
     is reached too) or, without a head, its backbone."""
     net = copy.deepcopy(method)
-    inputs = view_batches(
-        source, views, n_images, batch_size=batch_size, seed=seed, device=device
-    )
-    recalibrate_batchnorm(net, inputs, forward=evaluation_forward(net))
+    recalibrate_on_source(net, source, views, n_images, batch_size=batch_size, seed=seed,
+                          device=device)
     return net
 
 
