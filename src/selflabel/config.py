@@ -127,6 +127,10 @@ class EvalConfig(_Section):
     n_clusters: int | None = None  #: k of the clustering benchmark (None: number of classes)
     overcluster: float = Field(1.0, ge=1.0)
     pca_dim: int | None = None
+    #: embed the features with UMAP into this many dimensions before k-means (clustering
+    #: benchmark and k-means ``labels.csv``; one embedding per seed; needs umap-learn; None: off)
+    umap_dim: int | None = Field(None, ge=1)
+    umap_neighbors: int = Field(30, ge=2)  #: UMAP's n_neighbors (min_dist is 0)
     seeds: int = Field(3, ge=1)
     #: k-means runs per seed; the one with the lowest k-means objective is kept (no labels used)
     kmeans_restarts: int = Field(10, ge=1)

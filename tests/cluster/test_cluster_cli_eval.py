@@ -87,3 +87,18 @@ def test_cli_errors(files: Path, args: list[str], message: str) -> None:
     assert code != 0
     assert message in text
     assert "Traceback" not in text
+
+
+def test_cli_umap_step(files: Path) -> None:
+    out = files / "u.json"
+    code, text = _run("--train-features", str(files / "x.npy"), "--train-labels",
+                      str(files / "y.npy"), "--k", "4", "--umap-dim", "3", "--umap-neighbors",
+                      "10", "--seeds", "1", "--n-init", "5", "--json", str(out), "--quiet")
+    assert code == 0, text
+    data = json.loads(out.read_text())
+    assert (data["protocol"]["umap_dim"], data["protocol"]["umap_neighbors"]) == (3, 10)
+    assert data["mean"]["acc"] == 1.0
+    code, text = _run("--train-features", str(files / "x.npy"), "--train-labels",
+                      str(files / "y.npy"), "--k", "4", "--umap-dim", "200", "--quiet")
+    assert code != 0
+    assert "lower umap_dim" in text

@@ -148,6 +148,21 @@ def test_eval_center_flag_centres_knn_and_clustering(cli: RunCli, tmp_path: Path
     assert json.loads(out.read_text())["protocol"]["center"] is True
 
 
+def test_eval_cluster_umap_step_and_its_test_rows(cli: RunCli, tmp_path: Path) -> None:
+    f = _features(tmp_path)
+    out = tmp_path / "cl.json"
+    text = cli(["eval", "cluster", "--train-features", str(f["train"]), "--train-labels",
+                str(f["train_y"]), "--test-features", str(f["test"]), "--test-labels",
+                str(f["test_y"]), "--umap-dim", "2", "--umap-neighbors", "10", "--seeds", "3",
+                "--quiet", "--json", str(out)])
+    assert "UMAP to 2 (n_neighbors 10, one per seed)" in text
+    res = json.loads(out.read_text())
+    assert (res["protocol"]["umap_dim"], res["protocol"]["scored_on"]) == (2, "val")
+    # one k-means run per seed can settle in a local minimum (seed 0 here); the others find it
+    assert max(seed["acc"] for seed in res["per_seed"]) == 1.0
+    assert res["mean"]["acc"] > 0.8
+
+
 def test_usage_errors(tmp_path: Path) -> None:
     f = _features(tmp_path)
     runner = CliRunner()

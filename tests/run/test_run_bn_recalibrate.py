@@ -43,20 +43,15 @@ def test_recalibrated_is_a_copy_with_new_statistics_and_the_original_is_untouche
     np.testing.assert_array_equal(predict(same, source, cpu, 16, views).features, new.features)
 
 
-def test_a_run_with_eval_bn_recalibrate_records_it(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(4), 12)
-    images = rng.integers(0, 256, size=(48, 16, 16), dtype=np.uint8)
-    data = tmp_path / "tiny.npz"
-    np.savez(data, images=images, labels=labels)
+def test_a_run_with_eval_bn_recalibrate_records_it(tmp_path: Path, tiny_npz: Path) -> None:
     out = tmp_path / "run"
-    args = ["train", "--data", str(data), "--epochs", "1", "--out", str(out),
+    args = ["train", "--data", str(tiny_npz), "--epochs", "1", "--out", str(out),
             "data.batch_size=16", "model.n_prototypes=[4]", "augment.n_local=0", "eval.seeds=1",
             "eval.gallery_per_cluster=0", "eval.bn_recalibrate=1000"]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["eval_bn_recalibrate"] == 48  # every training image (fewer than asked)
+    assert metrics["eval_bn_recalibrate"] == 64  # every training image (fewer than asked)
 
 
 def test_negative_bn_recalibrate_is_a_config_error() -> None:

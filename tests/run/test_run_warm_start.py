@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -83,16 +82,6 @@ def test_a_different_width_or_a_missing_path_is_refused_with_the_fix(tmp_path: P
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match=r"without checkpoint_last\.pt"):
         init_backbone(wide, tmp_path / "empty")
-
-
-@pytest.fixture
-def tiny_npz(tmp_path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(4), 16)
-    images = rng.integers(0, 255, size=(64, 16, 16), dtype=np.uint8)
-    path = tmp_path / "tiny.npz"
-    np.savez(path, images=images, labels=labels)
-    return path
 
 
 FAST = [

@@ -15,12 +15,14 @@ Typical use at the end of a training run::
     scores = clustering_scores(y_true, self_labels)   # {"acc", "nmi", "ami", "ari"}
 
 The protocol is described in ``docs/clustering.md``. This layer imports numpy, scipy,
-scikit-learn and faiss (torch only to read ``.pt`` files).
+scikit-learn and faiss (torch only to read ``.pt`` files; umap-learn only for the UMAP
+step).
 """
 
 from selflabel.cluster.benchmark import cluster_benchmark, n_clusters_for
 from selflabel.cluster.io import iter_chunks, load_array
 from selflabel.cluster.kmeans import KMeans, gpu_count
+from selflabel.cluster.manifold import UmapEmbedding, require_umap
 from selflabel.cluster.matching import (
     Contingency,
     apply_mapping,
@@ -39,6 +41,7 @@ __all__ = [
     "Contingency",
     "KMeans",
     "StreamingPCA",
+    "UmapEmbedding",
     "apply_mapping",
     "center_rows",
     "cluster_accuracy",
@@ -52,5 +55,6 @@ __all__ = [
     "mapped_accuracy",
     "match_clusters",
     "n_clusters_for",
+    "require_umap",
     "unit_mean",
 ]

@@ -7,11 +7,13 @@ Protocol (details and reasons in ``docs/clustering.md``):
    use the training mean);
 2. exact PCA to ``pca_dim`` components is fitted on **all** training rows and applied to train and
    val, streamed chunk by chunk (memory-mapped features are never copied whole);
-3. for each seed, k-means with ``round(overcluster · k)`` clusters on **all** training points
+3. optionally (``umap_dim``), for each seed a UMAP embedding of the training rows into ``umap_dim``
+   dimensions, seeded with it (val rows by UMAP's out-of-sample transform; needs umap-learn);
+4. for each seed, k-means with ``round(overcluster · k)`` clusters on **all** training points
    (not faiss's default 256-per-centroid subsample);
-4. clusters are mapped to classes on the **training** labels (Hungarian; with over-clustering one
+5. clusters are mapped to classes on the **training** labels (Hungarian; with over-clustering one
    cluster per class by Hungarian, the rest to their majority class);
-5. validation rows go to their nearest centroid and are scored with that fixed mapping (ACC) and
+6. validation rows go to their nearest centroid and are scored with that fixed mapping (ACC) and
    on raw cluster ids (NMI, AMI, ARI); without a validation set the training set is scored.
 
 PCA is exact and deterministic, so it is fitted once and shared by all seeds.
@@ -44,6 +46,7 @@ from tqdm.auto import tqdm
 
 from selflabel.cluster.io import load_array
 from selflabel.cluster.kmeans import KMeans, resolve_gpu
+from selflabel.cluster.manifold import UmapEmbedding, require_umap
 from selflabel.cluster.matching import _as_1d, match_clusters
 from selflabel.cluster.pca import StreamingPCA, center_rows, prepare_features, unit_mean
 from selflabel.cluster.result import ClusterBenchmarkResult
@@ -118,6 +121,9 @@ def cluster_benchmark(
     l2_normalize: bool = True,
     center: bool = False,
     whiten: bool = False,
+    umap_dim: int | None = None,
+    umap_neighbors: int = 30,
+    umap_min_dist: float = 0.0,
     seeds: int | Sequence[int] = 5,
     overcluster: float = 1.0,
     n_init: int = 1,
@@ -143,6 +149,10 @@ def cluster_benchmark(
         center: centre the normalised rows on their training mean and L2-normalise again (CL2N;
             needs ``l2_normalize``; the centred rows are held in memory as float32).
         whiten: whiten the PCA projections (off by default).
+        umap_dim: embed the (normalised, reduced) rows with UMAP into this many dimensions before
+            k-means, one embedding per seed (``None``: no UMAP; needs umap-learn).
+        umap_neighbors, umap_min_dist: UMAP's ``n_neighbors`` and ``min_dist`` (defaults: UMAP's
+            documented setting for clustering, 30 and 0).
         seeds: number of seeds (``0..seeds-1``) or the explicit seeds.
         overcluster: clusters per class, e.g. ``1.5``.
         n_init: k-means restarts per seed (the best objective is kept).
@@ -188,6 +198,9 @@ def cluster_benchmark(
         raise ValueError("seeds must be a positive count or a non-empty list of seeds")
     if center and not l2_normalize:
         raise ValueError("center=True centres L2-normalised rows; pass l2_normalize=True with it")
+    if umap_dim is not None:
+        UmapEmbedding(umap_dim, umap_neighbors, umap_min_dist).validate(x_tr.shape[0])
+        require_umap()  # a missing dependency fails here, before any work
     gpu = resolve_gpu(use_gpu)
 
     clock = _Clock()
@@ -216,17 +229,21 @@ def cluster_benchmark(
     points_used = 0
     for seed in tqdm(seed_list, desc="k-means seeds", disable=not progress, leave=False):
         t_seed = time.perf_counter()
+        points = reduced
+        if umap_dim is not None:
+            with clock.stage("umap"):
+                points = _umap(reduced, umap_dim, umap_neighbors, umap_min_dist, int(seed))
         km = KMeans(n_clusters, n_iter=n_iter, n_init=n_init, seed=int(seed),
                     max_points_per_centroid=max_points_per_centroid, spherical=spherical,
                     init=init, use_gpu=gpu)
         with clock.stage("kmeans"):
-            km.fit(reduced["train"])
+            km.fit(points["train"])
         points_used = km.points_used_
         with clock.stage("match"):
             mapping = match_clusters(y_tr, km.labels_)
         if x_va is not None and y_va is not None:
             with clock.stage("assign"):
-                pred = km.predict(reduced["val"])
+                pred = km.predict(points["val"])
             truth = y_va
         else:
             pred, truth = km.labels_, y_tr
@@ -245,6 +262,9 @@ def cluster_benchmark(
         "l2_normalize": l2_normalize,
         "center": center,
         "whiten": whiten,
+        "umap_dim": umap_dim,
+        "umap_neighbors": umap_neighbors if umap_dim is not None else None,
+        "umap_min_dist": umap_min_dist if umap_dim is not None else None,
         "seeds": [int(s) for s in seed_list],
         "n_init": n_init,
         "n_iter": n_iter,
@@ -261,3 +281,14 @@ def cluster_benchmark(
         "mapping": "train labels; Hungarian, extra clusters to their majority class",
     }
     return ClusterBenchmarkResult(protocol, per_seed, dict(clock.seconds), dict(clock.cpu_seconds))
+
+
+def _umap(
+    reduced: dict[str, NDArray[np.float32]], dim: int, neighbors: int, min_dist: float, seed: int
+) -> dict[str, NDArray[np.float32]]:
+    """UMAP of the training rows (fitted, seeded) and of the val rows (transformed)."""
+    emb = UmapEmbedding(dim, neighbors, min_dist, seed).fit(reduced["train"])
+    out = {"train": emb.embedding_}
+    if "val" in reduced:
+        out["val"] = emb.transform(reduced["val"])
+    return out

@@ -12,13 +12,26 @@ container as ``file.npz:KEY``. See ``docs/clustering.md`` for the protocol.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
-__all__ = ["cluster_eval"]
+__all__ = ["cluster_eval", "umap_options"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _GPU: dict[str, bool | str] = {"auto": "auto", "yes": True, "no": False}
+
+
+def umap_options(f: F) -> F:
+    """``--umap-dim`` and ``--umap-neighbors``: the clustering benchmark's UMAP step."""
+    f = click.option("--umap-neighbors", type=click.IntRange(min=2), default=30,
+                     show_default=True, help="UMAP's n_neighbors (min_dist is 0).")(f)
+    return click.option("--umap-dim", type=click.IntRange(min=1), default=None,
+                        help="Embed the rows with UMAP into this many dimensions before k-means, "
+                             "one embedding per seed (default: no UMAP).")(f)
 
 
 def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -44,6 +57,7 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -
               help="PCA components (default: no PCA).")
 @click.option("--no-l2", is_flag=True, help="Do not L2-normalise features (the protocol does).")
 @click.option("--whiten", is_flag=True, help="Whiten the PCA projections.")
+@umap_options
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True,
               help="Number of k-means seeds (0..seeds-1).")
 @click.option("--n-init", type=click.IntRange(min=1), default=1, show_default=True,
@@ -68,6 +82,8 @@ def cluster_eval(
     pca_dim: int | None,
     no_l2: bool,
     whiten: bool,
+    umap_dim: int | None,
+    umap_neighbors: int,
     seeds: int,
     n_init: int,
     n_iter: int,
@@ -77,7 +93,7 @@ def cluster_eval(
     json_path: Path | None,
     quiet: bool,
 ) -> None:
-    """Cluster saved features (L2 → PCA → k-means) and score them: ACC, NMI, AMI, ARI."""
+    """Cluster saved features (L2 → PCA → UMAP → k-means) and score them: ACC, NMI, AMI, ARI."""
     from selflabel.cluster import cluster_benchmark, load_array
 
     if train_labels is None:
@@ -93,11 +109,12 @@ def cluster_eval(
                 if val_labels is not None else None)
         result = cluster_benchmark(
             x_tr, y_tr, x_va, y_va, k=k, pca_dim=pca_dim, l2_normalize=not no_l2,
-            whiten=whiten, seeds=seeds, overcluster=overcluster, n_init=n_init, n_iter=n_iter,
+            whiten=whiten, umap_dim=umap_dim, umap_neighbors=umap_neighbors, seeds=seeds,
+            overcluster=overcluster, n_init=n_init, n_iter=n_iter,
             max_points_per_centroid=max_points_per_centroid, spherical=spherical,
             use_gpu=_GPU[gpu], progress=not quiet,
         )
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, ImportError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(result.table())
     if json_path is not None:

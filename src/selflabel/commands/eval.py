@@ -25,6 +25,7 @@ from typing import Any
 import click
 import numpy as np
 
+from selflabel.commands.cluster_eval import umap_options
 from selflabel.commands.extract import (
     describe_view,
     eval_transform,
@@ -362,16 +363,19 @@ def linear(
     is_flag=True,
     help="Centre the normalised rows on the train mean and normalise again (CL2N).",
 )
+@umap_options
 def cluster(
     k: int | None,
     pca_dim: int | None,
+    umap_dim: int | None,
+    umap_neighbors: int,
     seeds: int,
     overcluster: float,
     no_l2: bool,
     center: bool,
     **o: Any,
 ) -> None:
-    """The clustering benchmark (L2 → PCA → k-means → Hungarian on train): ACC/NMI/AMI/ARI.
+    """The clustering benchmark (L2 → PCA → UMAP → k-means → Hungarian on train): ACC/NMI/AMI/ARI.
 
     With test features, clusters are fitted and matched on train and test is scored.
     """
@@ -389,11 +393,13 @@ def cluster(
             pca_dim=pca_dim,
             l2_normalize=not no_l2,
             center=center,
+            umap_dim=umap_dim,
+            umap_neighbors=umap_neighbors,
             seeds=seeds,
             overcluster=overcluster,
             progress=not o["quiet"],
         )
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, ImportError) as err:
         raise click.ClickException(str(err)) from err
     res = {"probe": "cluster", **result.to_dict()}
     click.echo(
@@ -401,6 +407,7 @@ def cluster(
         + ("" if no_l2 else "L2-normalise, ")
         + ("centre on the train mean, L2-normalise again, " if center else "")
         + (f"PCA to {pca_dim}, " if pca_dim else "no PCA, ")
+        + (f"UMAP to {umap_dim} (n_neighbors {umap_neighbors}, one per seed), " if umap_dim else "")
         + f"k-means with {result.protocol.get('n_clusters')} clusters on all train rows, "
         f"{seeds} seeds, clusters mapped to classes on train (Hungarian), scored on "
         f"{result.protocol.get('scored_on')}; mean ± std over seeds"

@@ -10,7 +10,8 @@ Protocol (also written into ``metrics.json``):
   features of every view, and the head's mean softmax over them (with ``eval.tta_scope: probes``
   only kNN and the linear probe use the views);
 * clustering benchmark: L2-normalise (with ``eval.center: all`` also centre on the clustered
-  images' mean and L2-normalise again), optional PCA, k-means with ``k = eval.n_clusters`` (default:
+  images' mean and L2-normalise again), optional PCA, optional UMAP into ``eval.umap_dim``
+  dimensions (one embedding per seed), k-means with ``k = eval.n_clusters`` (default:
   number of classes) over ``eval.seeds`` seeds, each the best (lowest k-means objective, no labels
   involved) of ``eval.kmeans_restarts`` runs, clusters mapped to classes by Hungarian matching,
   scored on the training images themselves (the clustering setting) — the mean over seeds is
@@ -29,8 +30,8 @@ Protocol (also written into ``metrics.json``):
 
 The run's cluster labels (``labels.csv``, the galleries): the method's own clusters when its main
 head has exactly ``k`` clusters (``labels_from: "head"``; e.g. SwAV with ``n_prototypes: [10]`` on a
-10-class set), otherwise k-means with ``k`` clusters on the L2-normalised features
-(``labels_from: "kmeans"``).
+10-class set), otherwise k-means with ``k`` clusters on the L2-normalised features (after UMAP with
+``eval.umap_dim``; ``labels_from: "kmeans"``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,14 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from selflabel.cluster import KMeans, center_rows, cluster_benchmark, clustering_scores, unit_mean
+from selflabel.cluster import (
+    KMeans,
+    UmapEmbedding,
+    center_rows,
+    cluster_benchmark,
+    clustering_scores,
+    unit_mean,
+)
 from selflabel.config import RunConfig
 from selflabel.data import EvalTransform, ImageSource
 from selflabel.evaluate import knn_accuracy, recalibrate_on_source
@@ -172,6 +180,8 @@ def _benchmark(features: np.ndarray, labels: np.ndarray, cfg: RunConfig, k: int)
         overcluster=cfg.eval.overcluster,
         n_init=cfg.eval.kmeans_restarts,
         center=cfg.eval.center == "all",
+        umap_dim=cfg.eval.umap_dim,
+        umap_neighbors=cfg.eval.umap_neighbors,
         progress=False,
     )
     return dict(result.to_dict())
@@ -229,7 +239,8 @@ def evaluate_run(
         values["labels_from"] = "head"
     else:
         out.clusters, out.cluster_confidence = _kmeans_labels(
-            pred.features, k, cfg.seed, cfg.eval.kmeans_restarts, center=cfg.eval.center == "all"
+            pred.features, k, cfg.seed, cfg.eval.kmeans_restarts, center=cfg.eval.center == "all",
+            umap=_umap_of(cfg),
         )
         values["labels_from"] = "kmeans"
     values["prototypes_used"] = int(np.unique(pred.prototype).size)
@@ -293,18 +304,38 @@ def _knn(pred: Predictions, test: Predictions | None, cfg: RunConfig) -> dict[st
     return {"knn": float(res["top1"]) / 100.0, "knn_protocol": protocol}
 
 
+def _umap_of(cfg: RunConfig) -> UmapEmbedding | None:
+    e = cfg.eval
+    return UmapEmbedding(e.umap_dim, e.umap_neighbors, seed=cfg.seed) if e.umap_dim else None
+
+
 def _kmeans_labels(
-    features: np.ndarray, k: int, seed: int, restarts: int = 1, *, center: bool = False
+    features: np.ndarray,
+    k: int,
+    seed: int,
+    restarts: int = 1,
+    *,
+    center: bool = False,
+    umap: UmapEmbedding | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Final cluster labels of every image (k-means on L2-normalised features, centred on their
-    mean and normalised again when ``center``; the lowest objective of ``restarts`` runs) and a
-    confidence."""
+    mean and normalised again when ``center``, embedded by ``umap`` when given; the lowest
+    objective of ``restarts`` runs) and a confidence: a softmax at temperature 0.1 over the
+    cosine to the centroids, or with ``umap`` over the negative squared distances to them in units
+    of the mean squared distance of the points to their own centroid."""
     if center:
         x = center_rows(features, unit_mean(features))
     else:
         x = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    km = KMeans(k, seed=seed, n_init=restarts).fit(x.astype(np.float32))
-    sims = x @ km.centroids_.T
+    x = x.astype(np.float32)
+    if umap is None:
+        km = KMeans(k, seed=seed, n_init=restarts).fit(x)
+        sims = x @ km.centroids_.T
+    else:
+        x = umap.fit(x).embedding_
+        km = KMeans(k, seed=seed, n_init=restarts).fit(x)
+        d2 = ((x[:, None, :] - km.centroids_[None]) ** 2).sum(-1)
+        sims = -d2 / max(float(d2.min(1).mean()), 1e-12)
     logits = (sims - sims.max(1, keepdims=True)) / 0.1
     probs = np.exp(logits)
     probs /= probs.sum(1, keepdims=True)

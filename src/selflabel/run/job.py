@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from selflabel.cluster import require_umap
 from selflabel.config import RunConfig, dump_config
 from selflabel.data import make_loader
 from selflabel.engine import Trainer, build_optimizer, cosine_schedule, init_distributed
@@ -66,6 +67,8 @@ def train_job(cfg: RunConfig, run_dir: Path | None = None) -> JobResult:
         torch.set_num_threads(cfg.train.threads)
     dist_info = init_distributed(device=resolve_device(cfg.train.device))
     device = dist_info.device
+    if cfg.eval.umap_dim:
+        require_umap()  # fail now, not after training
     data = build_data(cfg)  # before creating the run directory: `--out demo` must not shadow `demo`
     run_dir = Path(run_dir or cfg.out or default_run_dir(cfg))
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,94 @@
+"""UMAP before k-means (``eval.umap_dim``) chosen without the test split: the clustering benchmark
+of finished runs on their training images, without and with the UMAP step.
+
+For each run directory the last checkpoint is loaded and the features of its **training** images
+are extracted exactly as the run's own evaluation does (its views, and BatchNorm statistics
+recomputed on a copy of the network as ``eval.bn_recalibrate`` does: ``--bn-recalibrate N``
+images, by default the run's own setting). The clustering benchmark is then run on all of them
+twice, with the run's ``eval.seeds`` seeds each the best of ``eval.kmeans_restarts`` k-means
+runs: as it is, and with a UMAP embedding into ``--dim`` dimensions before k-means (``n_neighbors``
+``--neighbors``, ``min_dist`` 0; one UMAP per seed). kNN does not change (the step only touches
+the clustering benchmark), so it is not computed. No test image is looked at. ``--rule`` prints
+what session 18's rule (docs/results.md) decides: UMAP goes to the preset if it raises the
+training-image ACC on every run and lowers the mean NMI by less than 0.5 point.
+
+    python benchmarks/eval_umap.py runs/a runs/b runs/c --bn-recalibrate 10000 --rule --threads 2
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from eval_center import load_run, parser, record, write_json
+from selflabel.cluster import cluster_benchmark
+from selflabel.run.build import build_eval_views
+from selflabel.run.evaluation import n_eval_clusters, predict, recalibrated
+
+
+def run_figures(run: Path, dim: int, neighbors: int, bn_images: int | None) -> dict[str, float]:
+    """Training-image ACC/NMI of one run's clustering benchmark, plain and with UMAP."""
+    cfg, source, method = load_run(run)
+    cpu = torch.device("cpu")
+    views = build_eval_views(cfg, source)
+    bn_images = cfg.eval.bn_recalibrate if bn_images is None else bn_images
+    if bn_images:
+        method = recalibrated(method, source, views, bn_images, device=cpu,
+                              batch_size=cfg.eval.batch_size, seed=cfg.seed)
+    pred = predict(method, source, cpu, cfg.eval.batch_size, views, views_for=cfg.eval.tta_scope)
+    k = n_eval_clusters(cfg, source)
+    out: dict[str, float] = {}
+    for name, umap_dim in (("plain", None), ("umap", dim)):
+        t0 = time.perf_counter()
+        bench = cluster_benchmark(
+            pred.features, pred.labels, k=k, seeds=cfg.eval.seeds, n_init=cfg.eval.kmeans_restarts,
+            umap_dim=umap_dim, umap_neighbors=neighbors, progress=False,
+        ).mean()
+        figures = {"acc": bench["acc"], "nmi": bench["nmi"], "ari": bench["ari"],
+                   "seconds": time.perf_counter() - t0}
+        record(out, run, name, figures)
+    return out
+
+
+def decide(rows: dict[str, dict[str, float]]) -> bool:
+    """Session 18's rule: adopt the UMAP step or not."""
+    if not all(r["acc_umap"] > r["acc_plain"] for r in rows.values()):
+        return False
+    d_nmi = float(np.mean([r["nmi_umap"] - r["nmi_plain"] for r in rows.values()]))
+    return d_nmi > -0.005
+
+
+def print_table(rows: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Per-run and mean ACC, NMI and ARI, plain and with UMAP, as a markdown table."""
+    print("\n| run | ACC (train) | UMAP | Δ | NMI | UMAP | Δ | ARI | UMAP | Δ |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    mean = {m: float(np.mean([r[m] for r in rows.values()])) for m in next(iter(rows.values()))}
+    for run, r in [*rows.items(), ("**mean**", mean)]:
+        cells = [f"{r[f'{m}_plain']:.4f} | {r[f'{m}_umap']:.4f} | "
+                 f"{100 * (r[f'{m}_umap'] - r[f'{m}_plain']):+.2f}" for m in ("acc", "nmi", "ari")]
+        print(f"| {Path(run).name if run != '**mean**' else run} | " + " | ".join(cells) + " |")
+    return mean
+
+
+def main() -> None:
+    ap = parser(__doc__, 18)
+    ap.add_argument("--dim", type=int, default=10, help="UMAP dimensions")
+    ap.add_argument("--neighbors", type=int, default=30, help="UMAP n_neighbors")
+    ap.add_argument("--bn-recalibrate", type=int, default=None,
+                    help="images for recomputed BatchNorm statistics (default: the run's own)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = {str(run): run_figures(run, args.dim, args.neighbors, args.bn_recalibrate)
+            for run in args.runs}
+    mean = print_table(rows)
+    if args.rule:
+        adopt = decide(rows)
+        print(f"\nsession 18's rule decides: eval.umap_dim={args.dim if adopt else 'null'}")
+    write_json(args.json, rows, mean)
+
+
+if __name__ == "__main__":
+    main()
