@@ -17,172 +17,15 @@ Protocols in detail: ``docs/evaluation.md``.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
 from selflabel.commands.cluster_eval import umap_options
-from selflabel.commands.extract import (
-    describe_view,
-    eval_transform,
-    eval_view,
-    load_eval_model,
-    load_eval_source,
-    model_options,
-    recalibrate_for_eval,
-    run_data_config,
-)
+from selflabel.commands.eval_inputs import finish, input_options, load_inputs
 
 __all__ = ["eval_group"]
-
-_PathType = click.Path(dir_okay=False, path_type=Path)
-
-
-@dataclass
-class _Inputs:
-    train_x: Any
-    train_y: np.ndarray
-    test_x: Any | None
-    test_y: np.ndarray | None
-    described: str
-
-
-def input_options(f: Any) -> Any:
-    """Options naming the features (files or a checkpoint + data) and the JSON output."""
-    opts = [
-        click.option("--train-features", type=_PathType, help="Train features (N, D)."),
-        click.option(
-            "--train-labels", type=_PathType, help="Train labels (default: FEATS.labels.npy)."
-        ),
-        click.option("--test-features", type=_PathType, help="Test features (M, D)."),
-        click.option("--test-labels", type=_PathType, help="Test labels (default: beside)."),
-        click.option(
-            "--checkpoint",
-            type=click.Path(exists=True, path_type=Path),
-            help="Run directory or checkpoint file to extract features with.",
-        ),
-        click.option(
-            "--train-data",
-            metavar="SOURCE",
-            help=(
-                "Train images (with --checkpoint; default: a run's data.source, less its "
-                "data.holdout images)."
-            ),
-        ),
-        click.option(
-            "--test-data",
-            metavar="SOURCE",
-            help=(
-                "Test images (with --checkpoint; default: a run's data.holdout images when it "
-                "has them, else its data.test_source)."
-            ),
-        ),
-        click.option("--train-split", default=None, help="Default: train."),
-        click.option("--test-split", default=None, help="Default: test."),
-        click.option("--json", "json_path", type=_PathType, help="Also write the result here."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return model_options(f)
-
-
-def _from_files(o: dict[str, Any]) -> _Inputs:
-    from selflabel.evaluate import load_array, load_labels_for
-
-    try:
-        train_x = load_array(o["train_features"], role="features")
-        train_y = load_labels_for(o["train_features"], o["train_labels"])
-        test_x = test_y = None
-        if o["test_features"] is not None:
-            test_x = load_array(o["test_features"], role="features")
-            test_y = load_labels_for(o["test_features"], o["test_labels"])
-        elif o["test_labels"] is not None:
-            raise click.UsageError("--test-labels needs --test-features")
-    except ValueError as err:
-        raise click.ClickException(str(err)) from err
-    described = f"train {o['train_features']} {tuple(train_x.shape)}"
-    if test_x is not None:
-        described += f", test {o['test_features']} {tuple(test_x.shape)}"
-    return _Inputs(train_x, train_y, test_x, test_y, described)
-
-
-def _from_checkpoint(o: dict[str, Any]) -> _Inputs:
-    from selflabel.evaluate import extract_features
-
-    run_data = run_data_config(o["checkpoint"])
-    train_spec = o["train_data"] or run_data.get("source")
-    if train_spec is None:
-        raise click.UsageError("--checkpoint needs --train-data SOURCE (and usually --test-data)")
-    size = None if o["train_data"] else run_data.get("image_size")
-    train_split = o["train_split"] or str(run_data.get("split") or "train")
-    train_src = load_eval_source(str(train_spec), train_split, size)
-    described_train = f"{train_src.describe()} (split {train_split})"
-    # a run trained with data.holdout: its own split, so the held-out images stay out of the
-    # train features and are what is scored unless --test-data names other images
-    holdout = 0.0 if o["train_data"] else float(run_data.get("holdout") or 0.0)
-    test_src = None
-    described_test = ""
-    if holdout > 0:
-        from selflabel.run.build import holdout_split
-
-        train_src, test_src = holdout_split(train_src, holdout)
-        described_train += f" without its data.holdout={holdout} ({len(train_src)} images)"
-        described_test = f"the run's held-out validation images ({len(test_src)}, data.holdout)"
-    own_test = None if o["train_data"] or holdout > 0 else run_data.get("test_source")
-    test_spec = o["test_data"] or own_test
-    if test_spec is not None:
-        test_split = o["test_split"] or str(run_data.get("test_split") or "test")
-        test_src = load_eval_source(str(test_spec), test_split, size)
-        described_test = f"{test_src.describe()} (split {test_split})"
-    model, described = load_eval_model(o["checkpoint"], train_src, o["arch"])
-    kw = dict(device=o["device"], batch_size=o["batch_size"], progress=not o["quiet"])
-    view = eval_view(o["checkpoint"], o["image_size"], o["crop_fraction"], o["single_view"])
-    transform = eval_transform(train_src, *view)
-    n_bn = recalibrate_for_eval(
-        model, o["checkpoint"], lambda: train_src, transform, o["bn_recalibrate"],
-        device=o["device"], batch_size=o["batch_size"],
-    )
-    if n_bn:
-        described_train += f"; BatchNorm statistics recomputed on {n_bn} of these images"
-    train = extract_features(model, train_src, transform=transform, **kw)
-    test_x = test_y = None
-    described += f"; view {describe_view(view)}; train {described_train}"
-    if test_src is not None:
-        test = extract_features(model, test_src, transform=eval_transform(test_src, *view), **kw)
-        test_x, test_y = test.features, test.labels
-        described += f"; test {described_test}"
-    return _Inputs(train.features, train.labels, test_x, test_y, described)
-
-
-def _inputs(o: dict[str, Any]) -> _Inputs:
-    has_files = o["train_features"] is not None or o["test_features"] is not None
-    if has_files and o["checkpoint"] is not None:
-        raise click.UsageError("pass either precomputed --*-features or --checkpoint, not both")
-    if o["checkpoint"] is not None:
-        return _from_checkpoint(o)
-    if o["train_features"] is None:
-        raise click.UsageError("pass --train-features (and --test-features) or --checkpoint")
-    return _from_files(o)
-
-
-def _finish(result: dict[str, Any], inputs: _Inputs, json_path: Path | None) -> None:
-    result["inputs"] = inputs.described
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(result, indent=2, default=_plain))
-        click.echo(f"wrote {json_path}")
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
 
 
 def knn_settings(ks: tuple[int, ...], temps: tuple[float, ...]) -> list[tuple[int, float]]:
@@ -248,7 +91,7 @@ def knn(
     from selflabel.evaluate import knn_accuracy
 
     settings = knn_settings(ks, temps)
-    inputs = _inputs(o)
+    inputs = load_inputs(o)
     loo = inputs.test_x is None or inputs.test_y is None
     test_x = inputs.train_x if inputs.test_x is None else inputs.test_x
     test_y = inputs.train_y if inputs.test_y is None else inputs.test_y
@@ -271,7 +114,7 @@ def knn(
     click.echo(f"{'k':>5} {'T':>6} {'top-1 %':>8} {'top-5 %':>8}")
     for r in res["results"]:
         click.echo(f"{r['k']:>5} {r['temperature']:>6g} {r['top1']:>8.2f} {r['top5']:>8.2f}")
-    _finish(res, inputs, o["json_path"])
+    finish(res, inputs, o["json_path"])
 
 
 @eval_group.command("linear")
@@ -308,7 +151,7 @@ def linear(
     """Linear classifier on frozen features (SGD, cosine lr, weight-decay sweep); top-1/top-5."""
     from selflabel.evaluate import DEFAULT_WEIGHT_DECAYS, linear_probe
 
-    inputs = _inputs(o)
+    inputs = load_inputs(o)
     if inputs.test_x is None or inputs.test_y is None:
         raise click.UsageError("the linear probe needs test features: --test-features/--test-data")
     try:
@@ -336,7 +179,7 @@ def linear(
         f"top-1 {res['top1']:.2f} %  top-5 {res['top5']:.2f} %  (weight decay "
         f"{res['weight_decay']:g})"
     )
-    _finish(res, inputs, o["json_path"])
+    finish(res, inputs, o["json_path"])
 
 
 @eval_group.command("cluster")
@@ -381,7 +224,7 @@ def cluster(
     """
     from selflabel.cluster import cluster_benchmark
 
-    inputs = _inputs(o)
+    inputs = load_inputs(o)
     n_classes = k if k is not None else int(np.unique(np.asarray(inputs.train_y)).size)
     try:
         result = cluster_benchmark(
@@ -414,4 +257,4 @@ def cluster(
     )
     click.echo(f"inputs: {inputs.described}")
     click.echo(result.table())
-    _finish(res, inputs, o["json_path"])
+    finish(res, inputs, o["json_path"])
