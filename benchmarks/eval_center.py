@@ -93,26 +93,26 @@ def decide(rows: dict[str, dict[str, float]]) -> str:
     return "all" if d_acc > 0 and d_nmi > -0.005 else "knn"
 
 
-def print_table(rows: dict[str, dict[str, float]], a: str, b: str) -> dict[str, Any]:
-    """Print the per-run and mean fold kNN, ACC and NMI under settings ``a`` and ``b`` (the
+_LABELS = {"knn": "kNN (train folds)", "acc": "ACC (train)", "nmi": "NMI", "ari": "ARI"}
+
+
+def print_table(
+    rows: dict[str, dict[str, float]], a: str, b: str,
+    metrics: tuple[str, ...] = ("knn", "acc", "nmi"),
+) -> dict[str, Any]:
+    """Print the per-run and mean ``metrics`` under settings ``a`` and ``b`` (the
     ``{metric}_{setting}`` keys of ``rows``) as a markdown table; return the means."""
-    print(
-        f"\n| run | kNN (train folds) | {b} | Δ | ACC (train) | {b} | Δ "
-        f"| NMI | {b} | Δ |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    )
-    for run, r in rows.items():
-        cells = []
-        for m in ("knn", "acc", "nmi"):
-            x, y = r[f"{m}_{a}"], r[f"{m}_{b}"]
-            cells += [f"{x:.4f}", f"{y:.4f}", f"{100 * (y - x):+.2f}"]
-        print(f"| {Path(run).name} | " + " | ".join(cells) + " |")
+    print("\n| run | " + " | ".join(f"{_LABELS[m]} | {b} | Δ" for m in metrics) + " |\n|---|"
+          + "---:|---:|---:|" * len(metrics))
     mean: dict[str, Any] = {
         m: float(np.mean([r[m] for r in rows.values()])) for m in next(iter(rows.values()))
     }
-    print("| **mean** | " + " | ".join(
-        f"{mean[f'{m}_{a}']:.4f} | {mean[f'{m}_{b}']:.4f} | "
-        f"{100 * (mean[f'{m}_{b}'] - mean[f'{m}_{a}']):+.2f}"
-        for m in ("knn", "acc", "nmi")) + " |")
+    for name, r in [*((Path(run).name, r) for run, r in rows.items()), ("**mean**", mean)]:
+        cells = []
+        for m in metrics:
+            x, y = r[f"{m}_{a}"], r[f"{m}_{b}"]
+            cells += [f"{x:.4f}", f"{y:.4f}", f"{100 * (y - x):+.2f}"]
+        print(f"| {name} | " + " | ".join(cells) + " |")
     return mean
 
 

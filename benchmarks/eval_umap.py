@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eval_center import load_run, parser, record, write_json
+from eval_center import load_run, parser, print_table, record, write_json
 from selflabel.cluster import cluster_benchmark
 from selflabel.run.build import build_eval_views
 from selflabel.run.evaluation import n_eval_clusters, predict, recalibrated
@@ -61,18 +61,6 @@ def decide(rows: dict[str, dict[str, float]]) -> bool:
     return d_nmi > -0.005
 
 
-def print_table(rows: dict[str, dict[str, float]]) -> dict[str, float]:
-    """Per-run and mean ACC, NMI and ARI, plain and with UMAP, as a markdown table."""
-    print("\n| run | ACC (train) | UMAP | Δ | NMI | UMAP | Δ | ARI | UMAP | Δ |\n"
-          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    mean = {m: float(np.mean([r[m] for r in rows.values()])) for m in next(iter(rows.values()))}
-    for run, r in [*rows.items(), ("**mean**", mean)]:
-        cells = [f"{r[f'{m}_plain']:.4f} | {r[f'{m}_umap']:.4f} | "
-                 f"{100 * (r[f'{m}_umap'] - r[f'{m}_plain']):+.2f}" for m in ("acc", "nmi", "ari")]
-        print(f"| {Path(run).name if run != '**mean**' else run} | " + " | ".join(cells) + " |")
-    return mean
-
-
 def main() -> None:
     ap = parser(__doc__, 18)
     ap.add_argument("--dim", type=int, default=10, help="UMAP dimensions")
@@ -83,7 +71,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows = {str(run): run_figures(run, args.dim, args.neighbors, args.bn_recalibrate)
             for run in args.runs}
-    mean = print_table(rows)
+    mean = print_table(rows, "plain", "umap", ("acc", "nmi", "ari"))
     if args.rule:
         adopt = decide(rows)
         print(f"\nsession 18's rule decides: eval.umap_dim={args.dim if adopt else 'null'}")

@@ -22,6 +22,8 @@ Example::
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +43,16 @@ def require_umap() -> Any:
         raise ImportError("the UMAP step of the clustering benchmark (umap_dim) needs "
                           f"umap-learn: {INSTALL_HINT}") from err
     return umap
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence umap's warnings that a seed overrides ``n_jobs`` and that a metric's gradient is
+    approximated: they say nothing the caller did not ask for."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*n_jobs.*overridden.*")
+        warnings.filterwarnings("ignore", message=".*gradient function is not yet.*")
+        yield
 
 
 @dataclass
@@ -91,12 +103,9 @@ class UmapEmbedding:
             min_dist=self.min_dist,
             metric="euclidean",
             random_state=int(self.seed) % (2**31),
-            # a seed makes umap single-threaded and it warns so; the warning says nothing new
-            n_jobs=1,
+            n_jobs=1,  # a seed makes umap single-threaded anyway
         )
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*n_jobs.*overridden.*")
-            warnings.filterwarnings("ignore", message=".*gradient function is not yet.*")
+        with _quiet():
             self.embedding_ = np.ascontiguousarray(model.fit_transform(x), dtype=np.float32)
         self._model, self._width = model, x.shape[1]
         return self
@@ -108,6 +117,5 @@ class UmapEmbedding:
         x = np.ascontiguousarray(x, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self._width:
             raise ValueError(f"expected rows of size {self._width}, got {x.shape}")
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*n_jobs.*overridden.*")
+        with _quiet():
             return np.ascontiguousarray(self._model.transform(x), dtype=np.float32)

@@ -327,13 +327,11 @@ def _kmeans_labels(
         x = center_rows(features, unit_mean(features))
     else:
         x = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    x = x.astype(np.float32)
+    x = x.astype(np.float32) if umap is None else umap.fit(x.astype(np.float32)).embedding_
+    km = KMeans(k, seed=seed, n_init=restarts).fit(x)
     if umap is None:
-        km = KMeans(k, seed=seed, n_init=restarts).fit(x)
         sims = x @ km.centroids_.T
     else:
-        x = umap.fit(x).embedding_
-        km = KMeans(k, seed=seed, n_init=restarts).fit(x)
         d2 = ((x[:, None, :] - km.centroids_[None]) ** 2).sum(-1)
         sims = -d2 / max(float(d2.min(1).mean()), 1e-12)
     logits = (sims - sims.max(1, keepdims=True)) / 0.1
