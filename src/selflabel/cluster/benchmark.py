@@ -10,7 +10,8 @@ Protocol (details and reasons in ``docs/clustering.md``):
 3. optionally (``umap_dim``), for each seed a UMAP embedding of the training rows into ``umap_dim``
    dimensions, seeded with it (val rows by UMAP's out-of-sample transform; needs umap-learn);
 4. for each seed, k-means with ``round(overcluster · k)`` clusters on **all** training points
-   (not faiss's default 256-per-centroid subsample);
+   (not faiss's default 256-per-centroid subsample); with ``balanced=True`` the best restart is
+   then refined into equal-size clusters (:func:`selflabel.cluster.balanced.balanced_kmeans`);
 5. clusters are mapped to classes on the **training** labels (Hungarian; with over-clustering one
    cluster per class by Hungarian, the rest to their majority class);
 6. validation rows go to their nearest centroid and are scored with that fixed mapping (ACC) and
@@ -44,6 +45,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from tqdm.auto import tqdm
 
+from selflabel.cluster.balanced import balanced_kmeans, nearest_centroid
 from selflabel.cluster.io import load_array
 from selflabel.cluster.kmeans import KMeans, resolve_gpu
 from selflabel.cluster.manifold import UmapEmbedding, require_umap
@@ -124,6 +126,7 @@ def cluster_benchmark(
     umap_dim: int | None = None,
     umap_neighbors: int = 30,
     umap_min_dist: float = 0.0,
+    balanced: bool = False,
     seeds: int | Sequence[int] = 5,
     overcluster: float = 1.0,
     n_init: int = 1,
@@ -153,6 +156,9 @@ def cluster_benchmark(
             k-means, one embedding per seed (``None``: no UMAP; needs umap-learn).
         umap_neighbors, umap_min_dist: UMAP's ``n_neighbors`` and ``min_dist`` (defaults: UMAP's
             documented setting for clustering, 30 and 0).
+        balanced: refine each seed's k-means solution into clusters of equal size (SeLa's
+            equipartition as the assignment step; for data whose classes are about equally
+            frequent). Validation rows still go to their nearest (refined) centroid.
         seeds: number of seeds (``0..seeds-1``) or the explicit seeds.
         overcluster: clusters per class, e.g. ``1.5``.
         n_init: k-means restarts per seed (the best objective is kept).
@@ -239,14 +245,20 @@ def cluster_benchmark(
         with clock.stage("kmeans"):
             km.fit(points["train"])
         points_used = km.points_used_
+        train_pred, centroids = km.labels_, km.centroids_
+        if balanced:
+            with clock.stage("balance"):
+                bal = balanced_kmeans(points["train"], km.centroids_, spherical=spherical)
+            train_pred, centroids = bal.labels, bal.centroids
         with clock.stage("match"):
-            mapping = match_clusters(y_tr, km.labels_)
+            mapping = match_clusters(y_tr, train_pred)
         if x_va is not None and y_va is not None:
             with clock.stage("assign"):
-                pred = km.predict(points["val"])
+                pred = (nearest_centroid(points["val"], centroids, spherical) if balanced
+                        else km.predict(points["val"]))
             truth = y_va
         else:
-            pred, truth = km.labels_, y_tr
+            pred, truth = train_pred, y_tr
         with clock.stage("scores"):
             scores = clustering_scores(truth, pred, mapping=mapping)
         per_seed.append({"seed": int(seed), **scores, "objective": km.objective_,
@@ -265,6 +277,7 @@ def cluster_benchmark(
         "umap_dim": umap_dim,
         "umap_neighbors": umap_neighbors if umap_dim is not None else None,
         "umap_min_dist": umap_min_dist if umap_dim is not None else None,
+        "balanced": balanced,
         "seeds": [int(s) for s in seed_list],
         "n_init": n_init,
         "n_iter": n_iter,

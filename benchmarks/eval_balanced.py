@@ -1,0 +1,99 @@
+"""Balanced k-means (``eval.kmeans_balanced``) chosen without the test split: the clustering
+benchmark of finished runs on their training images, plain k-means against balanced k-means.
+
+For each run directory the last checkpoint is loaded and the features of its **training** images
+are extracted exactly as the run's own evaluation does (its views, and BatchNorm statistics
+recomputed on a copy of the network as ``eval.bn_recalibrate`` does). ``--cache DIR`` keeps them
+in ``DIR/<run name>.npz`` (features and labels) so a second call skips the extraction;
+``--extract-only`` stops there. The clustering benchmark is then run on all of them twice, with
+the run's ``eval.seeds`` seeds each the best of ``eval.kmeans_restarts`` k-means runs: as it is,
+and with the balanced refinement (equal-size clusters by SeLa's equipartition solver, see
+``selflabel.cluster.balanced``). kNN does not change, so it is not computed. No test image is
+looked at. ``--rule`` prints what session 20's rule (docs/results.md) decides: the refinement
+goes to the preset if it raises the training-image ACC on every run and lowers the mean NMI by
+less than 0.5 point.
+
+    python benchmarks/eval_balanced.py runs/a runs/b runs/c --cache runs/feat --rule --threads 2
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from eval_center import load_run, parser, print_table, record, write_json
+from selflabel.cluster import cluster_benchmark
+from selflabel.run.build import build_eval_views
+from selflabel.run.evaluation import predict, recalibrated
+
+
+def training_features(run: Path, cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """The run's training-image features as its evaluation extracts them (cached when asked)."""
+    path = cache / f"{run.name}.npz" if cache is not None else None
+    if path is not None and path.exists():
+        with np.load(path) as f:
+            return f["features"], f["labels"]
+    cfg, source, method = load_run(run)
+    cpu = torch.device("cpu")
+    views = build_eval_views(cfg, source)
+    if cfg.eval.bn_recalibrate:
+        method = recalibrated(method, source, views, cfg.eval.bn_recalibrate, device=cpu,
+                              batch_size=cfg.eval.batch_size, seed=cfg.seed)
+    pred = predict(method, source, cpu, cfg.eval.batch_size, views, views_for=cfg.eval.tta_scope)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, features=pred.features, labels=pred.labels)
+    return pred.features, pred.labels
+
+
+def run_figures(run: Path, cache: Path | None) -> dict[str, float]:
+    """Training-image ACC/NMI/ARI of one run's clustering benchmark, plain and balanced."""
+    cfg, _, _ = load_run(run)
+    features, labels = training_features(run, cache)
+    k = cfg.eval.n_clusters or int(np.unique(labels).shape[0])
+    out: dict[str, float] = {}
+    for name, balanced in (("plain", False), ("balanced", True)):
+        t0 = time.perf_counter()
+        bench = cluster_benchmark(
+            features, labels, k=k, seeds=cfg.eval.seeds, n_init=cfg.eval.kmeans_restarts,
+            balanced=balanced, progress=False,
+        ).mean()
+        figures = {"acc": bench["acc"], "nmi": bench["nmi"], "ari": bench["ari"],
+                   "seconds": time.perf_counter() - t0}
+        record(out, run, name, figures)
+    return out
+
+
+def decide(rows: dict[str, dict[str, float]]) -> bool:
+    """Session 20's rule: adopt the balanced refinement or not."""
+    if not all(r["acc_balanced"] > r["acc_plain"] for r in rows.values()):
+        return False
+    d_nmi = float(np.mean([r["nmi_balanced"] - r["nmi_plain"] for r in rows.values()]))
+    return d_nmi > -0.005
+
+
+def main() -> None:
+    ap = parser(__doc__, 20)
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="folder for the extracted training features (<run name>.npz)")
+    ap.add_argument("--extract-only", action="store_true", help="extract (and cache) only")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.extract_only:
+        for run in args.runs:
+            t0 = time.perf_counter()
+            features, _ = training_features(run, args.cache)
+            print(f"  {run.name}: features {features.shape} in {time.perf_counter() - t0:.0f} s")
+        return
+    rows = {str(run): run_figures(run, args.cache) for run in args.runs}
+    mean = print_table(rows, "plain", "balanced", ("acc", "nmi", "ari"))
+    if args.rule:
+        print(f"\nsession 20's rule decides: eval.kmeans_balanced={decide(rows)}")
+    write_json(args.json, rows, mean)
+
+
+if __name__ == "__main__":
+    main()
