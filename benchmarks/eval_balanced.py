@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eval_center import load_run, parser, print_table, record, write_json
+from eval_center import acc_rule, load_run, parser, print_table, record, write_json
 from selflabel.cluster import cluster_benchmark
 from selflabel.run.build import build_eval_views
 from selflabel.run.evaluation import predict, recalibrated
@@ -67,14 +67,6 @@ def run_figures(run: Path, cache: Path | None) -> dict[str, float]:
     return out
 
 
-def decide(rows: dict[str, dict[str, float]]) -> bool:
-    """Session 20's rule: adopt the balanced refinement or not."""
-    if not all(r["acc_balanced"] > r["acc_plain"] for r in rows.values()):
-        return False
-    d_nmi = float(np.mean([r["nmi_balanced"] - r["nmi_plain"] for r in rows.values()]))
-    return d_nmi > -0.005
-
-
 def main() -> None:
     ap = parser(__doc__, 20)
     ap.add_argument("--cache", type=Path, default=None,
@@ -91,7 +83,7 @@ def main() -> None:
     rows = {str(run): run_figures(run, args.cache) for run in args.runs}
     mean = print_table(rows, "plain", "balanced", ("acc", "nmi", "ari"))
     if args.rule:
-        print(f"\nsession 20's rule decides: eval.kmeans_balanced={decide(rows)}")
+        print(f"\nsession 20's rule decides: eval.kmeans_balanced={acc_rule(rows, 'balanced')}")
     write_json(args.json, rows, mean)
 
 

@@ -93,6 +93,15 @@ def decide(rows: dict[str, dict[str, float]]) -> str:
     return "all" if d_acc > 0 and d_nmi > -0.005 else "knn"
 
 
+def acc_rule(rows: dict[str, dict[str, float]], candidate: str, plain: str = "plain") -> bool:
+    """Sessions 18 and 20's rule for a clustering step: training-image ACC rises on every run
+    and the mean NMI falls by less than 0.5 point."""
+    if not all(r[f"acc_{candidate}"] > r[f"acc_{plain}"] for r in rows.values()):
+        return False
+    d_nmi = float(np.mean([r[f"nmi_{candidate}"] - r[f"nmi_{plain}"] for r in rows.values()]))
+    return d_nmi > -0.005
+
+
 _LABELS = {"knn": "kNN (train folds)", "acc": "ACC (train)", "nmi": "NMI", "ari": "ARI"}
 
 

@@ -20,10 +20,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from eval_center import load_run, parser, print_table, record, write_json
+from eval_center import acc_rule, load_run, parser, print_table, record, write_json
 from selflabel.cluster import cluster_benchmark
 from selflabel.run.build import build_eval_views
 from selflabel.run.evaluation import n_eval_clusters, predict, recalibrated
@@ -53,14 +52,6 @@ def run_figures(run: Path, dim: int, neighbors: int, bn_images: int | None) -> d
     return out
 
 
-def decide(rows: dict[str, dict[str, float]]) -> bool:
-    """Session 18's rule: adopt the UMAP step or not."""
-    if not all(r["acc_umap"] > r["acc_plain"] for r in rows.values()):
-        return False
-    d_nmi = float(np.mean([r["nmi_umap"] - r["nmi_plain"] for r in rows.values()]))
-    return d_nmi > -0.005
-
-
 def main() -> None:
     ap = parser(__doc__, 18)
     ap.add_argument("--dim", type=int, default=10, help="UMAP dimensions")
@@ -73,7 +64,7 @@ def main() -> None:
             for run in args.runs}
     mean = print_table(rows, "plain", "umap", ("acc", "nmi", "ari"))
     if args.rule:
-        adopt = decide(rows)
+        adopt = acc_rule(rows, "umap")
         print(f"\nsession 18's rule decides: eval.umap_dim={args.dim if adopt else 'null'}")
     write_json(args.json, rows, mean)
 

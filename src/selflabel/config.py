@@ -131,6 +131,9 @@ class EvalConfig(_Section):
     #: benchmark and k-means ``labels.csv``; one embedding per seed; needs umap-learn; None: off)
     umap_dim: int | None = Field(None, ge=1)
     umap_neighbors: int = Field(30, ge=2)  #: UMAP's n_neighbors (min_dist is 0)
+    #: refine every k-means solution into equal-size clusters (SeLa's equipartition as the
+    #: assignment step; clustering benchmark and k-means ``labels.csv``): for balanced classes
+    kmeans_balanced: bool = False
     seeds: int = Field(3, ge=1)
     #: k-means runs per seed; the one with the lowest k-means objective is kept (no labels used)
     kmeans_restarts: int = Field(10, ge=1)

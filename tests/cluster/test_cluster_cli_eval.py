@@ -102,3 +102,14 @@ def test_cli_umap_step(files: Path) -> None:
                       str(files / "y.npy"), "--k", "4", "--umap-dim", "200", "--quiet")
     assert code != 0
     assert "lower umap_dim" in text
+
+
+def test_cli_balanced_step(files: Path) -> None:
+    out = files / "b.json"
+    code, text = _run("--train-features", str(files / "x.npy"), "--train-labels",
+                      str(files / "y.npy"), "--k", "4", "--balanced", "--seeds", "1",
+                      "--n-init", "5", "--json", str(out), "--quiet")
+    assert code == 0, text
+    data = json.loads(out.read_text())
+    assert data["protocol"]["balanced"] is True
+    assert data["mean"]["acc"] == 1.0

@@ -148,6 +148,15 @@ def test_eval_center_flag_centres_knn_and_clustering(cli: RunCli, tmp_path: Path
     assert json.loads(out.read_text())["protocol"]["center"] is True
 
 
+def test_eval_cluster_balanced_flag(cli: RunCli, tmp_path: Path) -> None:
+    f = _features(tmp_path)
+    base = ["--train-features", str(f["train"]), "--train-labels", str(f["train_y"]), "--quiet"]
+    out = tmp_path / "cl.json"
+    text = cli(["eval", "cluster", *base, "--seeds", "1", "--balanced", "--json", str(out)])
+    assert "refined into equal-size clusters" in text
+    assert json.loads(out.read_text())["protocol"]["balanced"] is True
+
+
 def test_eval_cluster_umap_step_and_its_test_rows(cli: RunCli, tmp_path: Path) -> None:
     f = _features(tmp_path)
     out = tmp_path / "cl.json"

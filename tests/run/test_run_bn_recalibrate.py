@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from selflabel.cli import main
 from selflabel.config import load_config
 from selflabel.data import ArraySource
 from selflabel.evaluate import batchnorm_layers
@@ -43,14 +41,9 @@ def test_recalibrated_is_a_copy_with_new_statistics_and_the_original_is_untouche
     np.testing.assert_array_equal(predict(same, source, cpu, 16, views).features, new.features)
 
 
-def test_a_run_with_eval_bn_recalibrate_records_it(tmp_path: Path, tiny_npz: Path) -> None:
-    out = tmp_path / "run"
-    args = ["train", "--data", str(tiny_npz), "--epochs", "1", "--out", str(out),
-            "data.batch_size=16", "model.n_prototypes=[4]", "augment.n_local=0", "eval.seeds=1",
-            "eval.gallery_per_cluster=0", "eval.bn_recalibrate=1000"]
-    result = CliRunner().invoke(main, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    metrics = json.loads((out / "metrics.json").read_text())
+def test_a_run_with_eval_bn_recalibrate_records_it(tmp_path: Path, train_tiny: Any) -> None:
+    metrics = train_tiny(tmp_path / "run", "model.n_prototypes=[4]", "eval.seeds=1",
+                         "eval.bn_recalibrate=1000")
     assert metrics["eval_bn_recalibrate"] == 64  # every training image (fewer than asked)
 
 

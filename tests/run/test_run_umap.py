@@ -1,32 +1,27 @@
-"""``eval.umap_dim``: the run's clustering benchmark and its k-means labels go through UMAP."""
+"""``eval.umap_dim`` and ``eval.kmeans_balanced``: the run's clustering benchmark and its k-means
+labels go through UMAP, or are refined into equal-size clusters."""
 
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from selflabel.cli import main
 from selflabel.cluster import UmapEmbedding, clustering_scores
 from selflabel.config import ConfigError, load_config
 from selflabel.run.evaluation import _kmeans_labels
 
 
 def test_a_run_with_eval_umap_dim_records_it_and_labels_through_it(
-    tmp_path: Path, tiny_npz: Path
+    tmp_path: Path, train_tiny: Any
 ) -> None:
     out = tmp_path / "run"
     # 3 prototypes for 4 classes: labels.csv comes from k-means, here after UMAP
-    args = ["train", "--data", str(tiny_npz), "--epochs", "1", "--out", str(out),
-            "data.batch_size=16", "model.n_prototypes=[3]", "augment.n_local=0", "eval.seeds=2",
-            "eval.gallery_per_cluster=0", "eval.umap_dim=3", "eval.umap_neighbors=8"]
-    result = CliRunner().invoke(main, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = train_tiny(out, "model.n_prototypes=[3]", "eval.seeds=2",
+                         "eval.umap_dim=3", "eval.umap_neighbors=8")
     protocol = metrics["clustering_benchmark"]["protocol"]
     assert (protocol["umap_dim"], protocol["umap_neighbors"]) == (3, 8)
     assert metrics["labels_from"] == "kmeans"
@@ -51,3 +46,26 @@ def test_kmeans_labels_after_umap_find_separated_groups_with_confidences() -> No
 def test_config_refuses_a_zero_umap_dim() -> None:
     with pytest.raises(ConfigError, match="umap_dim"):
         load_config("demo", ["eval.umap_dim=0"])
+
+
+def test_a_run_with_eval_kmeans_balanced_labels_equal_size_clusters(
+    tmp_path: Path, train_tiny: Any
+) -> None:
+    out = tmp_path / "run"
+    metrics = train_tiny(out, "model.n_prototypes=[3]", "eval.seeds=2",
+                         "eval.kmeans_balanced=true")
+    assert metrics["clustering_benchmark"]["protocol"]["balanced"] is True
+    assert metrics["labels_from"] == "kmeans"
+    with (out / "labels.csv").open() as f:
+        clusters = [int(r["cluster"]) for r in csv.DictReader(f)]
+    assert np.bincount(clusters, minlength=4).tolist() == [16, 16, 16, 16]  # 64 images, k = 4
+
+
+def test_balanced_kmeans_labels_have_equal_sizes_and_their_own_confidence() -> None:
+    rng = np.random.default_rng(2)
+    y = np.repeat(np.arange(3), 30)
+    x = (rng.normal(size=(3, 8))[y] * 4 + rng.normal(size=(90, 8))).astype(np.float32)
+    pred, conf = _kmeans_labels(x, 3, seed=0, restarts=3, balanced=True)
+    assert np.bincount(pred).tolist() == [30, 30, 30]
+    assert clustering_scores(y, pred)["acc"] == 1.0
+    assert ((conf > 0) & (conf <= 1.0)).all()

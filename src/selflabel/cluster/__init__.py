@@ -19,6 +19,7 @@ scikit-learn and faiss (torch only to read ``.pt`` files; umap-learn only for th
 step).
 """
 
+from selflabel.cluster.balanced import BalancedKMeansResult, balanced_kmeans, nearest_centroid
 from selflabel.cluster.benchmark import cluster_benchmark, n_clusters_for
 from selflabel.cluster.io import iter_chunks, load_array
 from selflabel.cluster.kmeans import KMeans, gpu_count
@@ -37,12 +38,14 @@ from selflabel.cluster.scores import METRICS, clustering_scores
 
 __all__ = [
     "METRICS",
+    "BalancedKMeansResult",
     "ClusterBenchmarkResult",
     "Contingency",
     "KMeans",
     "StreamingPCA",
     "UmapEmbedding",
     "apply_mapping",
+    "balanced_kmeans",
     "center_rows",
     "cluster_accuracy",
     "cluster_benchmark",
@@ -55,6 +58,7 @@ __all__ = [
     "mapped_accuracy",
     "match_clusters",
     "n_clusters_for",
+    "nearest_centroid",
     "require_umap",
     "unit_mean",
 ]

@@ -46,7 +46,8 @@ class BalancedKMeansResult:
         labels: (n,) int64, cluster sizes ``floor(n / k)`` or ``ceil(n / k)``.
         centroids: (k, d) float32, the means of the final clusters (unit rows when spherical).
         n_iter: rounds of assignment and update done.
-        changed: labels that changed in the last round (0 when it stopped by convergence).
+        changed: labels that changed in the last round (0 when it stopped by convergence; the
+            first round compares with the nearest-centroid assignment of the given centroids).
         objective: sum of squared distances of the points to their cluster's centroid.
     """
 
@@ -111,7 +112,7 @@ def balanced_kmeans(
     if not (bool(torch.isfinite(xt).all()) and bool(torch.isfinite(c).all())):
         raise ValueError("x and centroids must be finite")
     d = xt.shape[1]
-    labels = torch.full((n,), -1, dtype=torch.long)
+    labels = _sq_distances(xt, c).argmin(1)  # k-means' own assignment: round 1 compares to it
     init = None
     changed, rounds = n, 0
     while rounds < n_iter:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
-__all__ = ["cluster_eval", "umap_options"]
+__all__ = ["balanced_option", "cluster_eval", "umap_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,6 +32,13 @@ def umap_options(f: F) -> F:
     return click.option("--umap-dim", type=click.IntRange(min=1), default=None,
                         help="Embed the rows with UMAP into this many dimensions before k-means, "
                              "one embedding per seed (default: no UMAP).")(f)
+
+
+def balanced_option(f: F) -> F:
+    """``--balanced``: the clustering benchmark's equal-size refinement of k-means."""
+    return click.option("--balanced", is_flag=True,
+                        help="Refine every k-means solution into equal-size clusters (SeLa's "
+                             "equipartition as the assignment step; for balanced classes).")(f)
 
 
 def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -58,6 +65,7 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -
 @click.option("--no-l2", is_flag=True, help="Do not L2-normalise features (the protocol does).")
 @click.option("--whiten", is_flag=True, help="Whiten the PCA projections.")
 @umap_options
+@balanced_option
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True,
               help="Number of k-means seeds (0..seeds-1).")
 @click.option("--n-init", type=click.IntRange(min=1), default=1, show_default=True,
@@ -84,6 +92,7 @@ def cluster_eval(
     whiten: bool,
     umap_dim: int | None,
     umap_neighbors: int,
+    balanced: bool,
     seeds: int,
     n_init: int,
     n_iter: int,
@@ -109,7 +118,8 @@ def cluster_eval(
                 if val_labels is not None else None)
         result = cluster_benchmark(
             x_tr, y_tr, x_va, y_va, k=k, pca_dim=pca_dim, l2_normalize=not no_l2,
-            whiten=whiten, umap_dim=umap_dim, umap_neighbors=umap_neighbors, seeds=seeds,
+            whiten=whiten, umap_dim=umap_dim, umap_neighbors=umap_neighbors, balanced=balanced,
+            seeds=seeds,
             overcluster=overcluster, n_init=n_init, n_iter=n_iter,
             max_points_per_centroid=max_points_per_centroid, spherical=spherical,
             use_gpu=_GPU[gpu], progress=not quiet,

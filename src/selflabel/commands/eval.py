@@ -22,7 +22,7 @@ from typing import Any
 import click
 import numpy as np
 
-from selflabel.commands.cluster_eval import umap_options
+from selflabel.commands.cluster_eval import balanced_option, umap_options
 from selflabel.commands.eval_inputs import finish, input_options, load_inputs
 
 __all__ = ["eval_group"]
@@ -207,11 +207,13 @@ def linear(
     help="Centre the normalised rows on the train mean and normalise again (CL2N).",
 )
 @umap_options
+@balanced_option
 def cluster(
     k: int | None,
     pca_dim: int | None,
     umap_dim: int | None,
     umap_neighbors: int,
+    balanced: bool,
     seeds: int,
     overcluster: float,
     no_l2: bool,
@@ -238,6 +240,7 @@ def cluster(
             center=center,
             umap_dim=umap_dim,
             umap_neighbors=umap_neighbors,
+            balanced=balanced,
             seeds=seeds,
             overcluster=overcluster,
             progress=not o["quiet"],
@@ -252,7 +255,8 @@ def cluster(
         + (f"PCA to {pca_dim}, " if pca_dim else "no PCA, ")
         + (f"UMAP to {umap_dim} (n_neighbors {umap_neighbors}, one per seed), " if umap_dim else "")
         + f"k-means with {result.protocol.get('n_clusters')} clusters on all train rows, "
-        f"{seeds} seeds, clusters mapped to classes on train (Hungarian), scored on "
+        + ("refined into equal-size clusters, " if balanced else "")
+        + f"{seeds} seeds, clusters mapped to classes on train (Hungarian), scored on "
         f"{result.protocol.get('scored_on')}; mean ± std over seeds"
     )
     click.echo(f"inputs: {inputs.described}")

@@ -31,7 +31,8 @@ Protocol (also written into ``metrics.json``):
 The run's cluster labels (``labels.csv``, the galleries): the method's own clusters when its main
 head has exactly ``k`` clusters (``labels_from: "head"``; e.g. SwAV with ``n_prototypes: [10]`` on a
 10-class set), otherwise k-means with ``k`` clusters on the L2-normalised features (after UMAP with
-``eval.umap_dim``; ``labels_from: "kmeans"``).
+``eval.umap_dim``, refined into equal-size clusters with ``eval.kmeans_balanced``;
+``labels_from: "kmeans"``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ import torch
 from selflabel.cluster import (
     KMeans,
     UmapEmbedding,
+    balanced_kmeans,
     center_rows,
     cluster_benchmark,
     clustering_scores,
@@ -182,6 +184,7 @@ def _benchmark(features: np.ndarray, labels: np.ndarray, cfg: RunConfig, k: int)
         center=cfg.eval.center == "all",
         umap_dim=cfg.eval.umap_dim,
         umap_neighbors=cfg.eval.umap_neighbors,
+        balanced=cfg.eval.kmeans_balanced,
         progress=False,
     )
     return dict(result.to_dict())
@@ -240,7 +243,7 @@ def evaluate_run(
     else:
         out.clusters, out.cluster_confidence = _kmeans_labels(
             pred.features, k, cfg.seed, cfg.eval.kmeans_restarts, center=cfg.eval.center == "all",
-            umap=_umap_of(cfg),
+            umap=_umap_of(cfg), balanced=cfg.eval.kmeans_balanced,
         )
         values["labels_from"] = "kmeans"
     values["prototypes_used"] = int(np.unique(pred.prototype).size)
@@ -317,10 +320,12 @@ def _kmeans_labels(
     *,
     center: bool = False,
     umap: UmapEmbedding | None = None,
+    balanced: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Final cluster labels of every image (k-means on L2-normalised features, centred on their
     mean and normalised again when ``center``, embedded by ``umap`` when given; the lowest
-    objective of ``restarts`` runs) and a confidence: a softmax at temperature 0.1 over the
+    objective of ``restarts`` runs, refined into equal-size clusters when ``balanced``) and a
+    confidence: a softmax at temperature 0.1 over the
     cosine to the centroids, or with ``umap`` over the negative squared distances to them in units
     of the mean squared distance of the points to their own centroid."""
     if center:
@@ -329,13 +334,19 @@ def _kmeans_labels(
         x = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
     x = x.astype(np.float32) if umap is None else umap.fit(x.astype(np.float32)).embedding_
     km = KMeans(k, seed=seed, n_init=restarts).fit(x)
+    centroids, balanced_labels = km.centroids_, None
+    if balanced:
+        refined = balanced_kmeans(x, km.centroids_)
+        centroids, balanced_labels = refined.centroids, refined.labels
     if umap is None:
-        sims = x @ km.centroids_.T
+        sims = x @ centroids.T
     else:
-        d2 = ((x[:, None, :] - km.centroids_[None]) ** 2).sum(-1)
+        d2 = ((x[:, None, :] - centroids[None]) ** 2).sum(-1)
         sims = -d2 / max(float(d2.min(1).mean()), 1e-12)
     logits = (sims - sims.max(1, keepdims=True)) / 0.1
     probs = np.exp(logits)
     probs /= probs.sum(1, keepdims=True)
-    labels = probs.argmax(1)
-    return labels.astype(np.int64), probs.max(1).astype(np.float32)
+    labels = probs.argmax(1) if balanced_labels is None else balanced_labels
+    # the confidence of each image's own cluster (under ``balanced`` not always its nearest)
+    confidence = np.take_along_axis(probs, labels[:, None], 1)[:, 0]
+    return labels.astype(np.int64), confidence.astype(np.float32)
