@@ -21,49 +21,25 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from eval_center import acc_rule, load_run, parser, print_table, record, write_json
-from selflabel.cluster import cluster_benchmark
-from selflabel.run.build import build_eval_views
-from selflabel.run.evaluation import predict, recalibrated
-
-
-def training_features(run: Path, cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    """The run's training-image features as its evaluation extracts them (cached when asked)."""
-    path = cache / f"{run.name}.npz" if cache is not None else None
-    if path is not None and path.exists():
-        with np.load(path) as f:
-            return f["features"], f["labels"]
-    cfg, source, method = load_run(run)
-    cpu = torch.device("cpu")
-    views = build_eval_views(cfg, source)
-    if cfg.eval.bn_recalibrate:
-        method = recalibrated(method, source, views, cfg.eval.bn_recalibrate, device=cpu,
-                              batch_size=cfg.eval.batch_size, seed=cfg.seed)
-    pred = predict(method, source, cpu, cfg.eval.batch_size, views, views_for=cfg.eval.tta_scope)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, features=pred.features, labels=pred.labels)
-    return pred.features, pred.labels
+from eval_center import (
+    acc_rule,
+    clustering_figures,
+    parser,
+    print_table,
+    record,
+    training_features,
+    write_json,
+)
 
 
 def run_figures(run: Path, cache: Path | None) -> dict[str, float]:
     """Training-image ACC/NMI/ARI of one run's clustering benchmark, plain and balanced."""
-    cfg, _, _ = load_run(run)
-    features, labels = training_features(run, cache)
-    k = cfg.eval.n_clusters or int(np.unique(labels).shape[0])
+    cfg, features, labels = training_features(run, cache)
     out: dict[str, float] = {}
     for name, balanced in (("plain", False), ("balanced", True)):
-        t0 = time.perf_counter()
-        bench = cluster_benchmark(
-            features, labels, k=k, seeds=cfg.eval.seeds, n_init=cfg.eval.kmeans_restarts,
-            balanced=balanced, progress=False,
-        ).mean()
-        figures = {"acc": bench["acc"], "nmi": bench["nmi"], "ari": bench["ari"],
-                   "seconds": time.perf_counter() - t0}
-        record(out, run, name, figures)
+        record(out, run, name, clustering_figures(features, labels, cfg, balanced=balanced))
     return out
 
 
@@ -77,7 +53,7 @@ def main() -> None:
     if args.extract_only:
         for run in args.runs:
             t0 = time.perf_counter()
-            features, _ = training_features(run, args.cache)
+            _, features, _ = training_features(run, args.cache)
             print(f"  {run.name}: features {features.shape} in {time.perf_counter() - t0:.0f} s")
         return
     rows = {str(run): run_figures(run, args.cache) for run in args.runs}

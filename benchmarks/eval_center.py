@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from selflabel.data import ImageSource
 from selflabel.engine import checkpoint as ckpt
 from selflabel.methods import Method
 from selflabel.run.build import build_data, build_eval_views, build_method
-from selflabel.run.evaluation import Predictions, n_eval_clusters, predict
+from selflabel.run.evaluation import Predictions, n_eval_clusters, predict, recalibrated
 
 
 def load_run(run: Path) -> tuple[RunConfig, ImageSource, Method]:
@@ -91,6 +92,47 @@ def decide(rows: dict[str, dict[str, float]]) -> str:
     d_acc = float(np.mean([r["acc_centred"] - r["acc_plain"] for r in rows.values()]))
     d_nmi = float(np.mean([r["nmi_centred"] - r["nmi_plain"] for r in rows.values()]))
     return "all" if d_acc > 0 and d_nmi > -0.005 else "knn"
+
+
+def training_features(
+    run: Path, cache: Path | None = None, bn_images: int | None = None
+) -> tuple[RunConfig, np.ndarray, np.ndarray]:
+    """A run's config and the features and labels of its training images as its evaluation
+    extracts them: its views, and BatchNorm statistics recomputed on ``bn_images`` images (default:
+    the run's ``eval.bn_recalibrate``). With ``cache`` they are kept in ``cache/<run name>.npz``
+    and read from there on the next call."""
+    path = cache / f"{run.name}.npz" if cache is not None else None
+    cfg, source, method = load_run(run)
+    if path is not None and path.exists():
+        with np.load(path) as f:
+            return cfg, f["features"], f["labels"]
+    cpu = torch.device("cpu")
+    views = build_eval_views(cfg, source)
+    bn_images = cfg.eval.bn_recalibrate if bn_images is None else bn_images
+    if bn_images:
+        method = recalibrated(method, source, views, bn_images, device=cpu,
+                              batch_size=cfg.eval.batch_size, seed=cfg.seed)
+    pred = predict(method, source, cpu, cfg.eval.batch_size, views, views_for=cfg.eval.tta_scope)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, features=pred.features, labels=pred.labels)
+    return cfg, pred.features, pred.labels
+
+
+def clustering_figures(
+    features: np.ndarray, labels: np.ndarray, cfg: RunConfig, **options: Any
+) -> dict[str, float]:
+    """ACC/NMI/ARI (means over the run's ``eval.seeds``, each the best of
+    ``eval.kmeans_restarts``) of the clustering benchmark on all rows, and its seconds;
+    ``options`` go to :func:`cluster_benchmark` (``umap_dim``, ``balanced``, ...)."""
+    t0 = time.perf_counter()
+    k = cfg.eval.n_clusters or int(np.unique(labels).shape[0])
+    bench = cluster_benchmark(
+        features, labels, k=k, seeds=cfg.eval.seeds, n_init=cfg.eval.kmeans_restarts,
+        progress=False, **options,
+    ).mean()
+    return {"acc": bench["acc"], "nmi": bench["nmi"], "ari": bench["ari"],
+            "seconds": time.perf_counter() - t0}
 
 
 def acc_rule(rows: dict[str, dict[str, float]], candidate: str, plain: str = "plain") -> bool:

@@ -17,37 +17,28 @@ training-image ACC on every run and lowers the mean NMI by less than 0.5 point.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
 
-from eval_center import acc_rule, load_run, parser, print_table, record, write_json
-from selflabel.cluster import cluster_benchmark
-from selflabel.run.build import build_eval_views
-from selflabel.run.evaluation import n_eval_clusters, predict, recalibrated
+from eval_center import (
+    acc_rule,
+    clustering_figures,
+    parser,
+    print_table,
+    record,
+    training_features,
+    write_json,
+)
 
 
 def run_figures(run: Path, dim: int, neighbors: int, bn_images: int | None) -> dict[str, float]:
     """Training-image ACC/NMI of one run's clustering benchmark, plain and with UMAP."""
-    cfg, source, method = load_run(run)
-    cpu = torch.device("cpu")
-    views = build_eval_views(cfg, source)
-    bn_images = cfg.eval.bn_recalibrate if bn_images is None else bn_images
-    if bn_images:
-        method = recalibrated(method, source, views, bn_images, device=cpu,
-                              batch_size=cfg.eval.batch_size, seed=cfg.seed)
-    pred = predict(method, source, cpu, cfg.eval.batch_size, views, views_for=cfg.eval.tta_scope)
-    k = n_eval_clusters(cfg, source)
+    cfg, features, labels = training_features(run, bn_images=bn_images)
     out: dict[str, float] = {}
     for name, umap_dim in (("plain", None), ("umap", dim)):
-        t0 = time.perf_counter()
-        bench = cluster_benchmark(
-            pred.features, pred.labels, k=k, seeds=cfg.eval.seeds, n_init=cfg.eval.kmeans_restarts,
-            umap_dim=umap_dim, umap_neighbors=neighbors, progress=False,
-        ).mean()
-        figures = {"acc": bench["acc"], "nmi": bench["nmi"], "ari": bench["ari"],
-                   "seconds": time.perf_counter() - t0}
+        figures = clustering_figures(features, labels, cfg, umap_dim=umap_dim,
+                                     umap_neighbors=neighbors)
         record(out, run, name, figures)
     return out
 
