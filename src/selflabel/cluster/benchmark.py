@@ -12,6 +12,7 @@ Protocol (details and reasons in ``docs/clustering.md``):
 4. for each seed, k-means with ``round(overcluster · k)`` clusters on **all** training points
    (not faiss's default 256-per-centroid subsample); with ``balanced=True`` the best restart is
    then refined into equal-size clusters (:func:`selflabel.cluster.balanced.balanced_kmeans`);
+   with ``init_centroids`` (e.g. a method's own prototypes) one k-means run starts there instead;
 5. clusters are mapped to classes on the **training** labels (Hungarian; with over-clustering one
    cluster per class by Hungarian, the rest to their majority class);
 6. validation rows go to their nearest centroid and are scored with that fixed mapping (ACC) and
@@ -134,6 +135,7 @@ def cluster_benchmark(
     max_points_per_centroid: int | None = None,
     spherical: bool = False,
     init: str = "random",
+    init_centroids: ArrayLike | None = None,
     use_gpu: bool | str = "auto",
     chunk_rows: int | None = None,
     progress: bool = True,
@@ -167,6 +169,10 @@ def cluster_benchmark(
             faiss's subsampling.
         spherical: spherical k-means (unit-norm centroids, inner-product assignment).
         init: k-means initialisation, ``"random"`` or ``"kmeans++"``.
+        init_centroids: ``(round(overcluster · k), d)`` starting centroids in the space of the
+            input features (e.g. a method's own prototypes), instead of ``init``: they go through
+            the same normalisation, centring and PCA as the rows, and k-means runs once from
+            there (deterministic: pass one seed and ``n_init=1``; not with ``umap_dim``).
         use_gpu: ``"auto"`` (GPU when faiss has one), ``True`` or ``False``.
         chunk_rows: rows per streamed chunk (default: ~16 MiB per chunk).
         progress: show tqdm progress bars on stderr.
@@ -207,6 +213,7 @@ def cluster_benchmark(
     if umap_dim is not None:
         UmapEmbedding(umap_dim, umap_neighbors, umap_min_dist).validate(x_tr.shape[0])
         require_umap()  # a missing dependency fails here, before any work
+    start = _start(init_centroids, n_clusters, x_tr.shape[1], seed_list, n_init, umap_dim)
     gpu = resolve_gpu(use_gpu)
 
     clock = _Clock()
@@ -217,6 +224,7 @@ def cluster_benchmark(
         with clock.stage("center"):
             mean = unit_mean(x_tr, chunk_rows)
             sets = [(name, center_rows(x, mean, chunk_rows)) for name, x in sets]
+            start = None if start is None else center_rows(start, mean)
         normalize = False  # centred rows are unit rows already
     reduced: dict[str, NDArray[np.float32]] = {}
     if pca_dim is not None:
@@ -226,10 +234,12 @@ def cluster_benchmark(
         for name, x in sets:
             with clock.stage("pca_project"), _bar(x.shape[0], f"PCA {name}", progress) as bar:
                 reduced[name] = pca.transform(x, progress=bar.update)
+        start = None if start is None else pca.transform(start)
     else:
         for name, x in sets:
             with clock.stage("prepare"), _bar(x.shape[0], f"L2 {name}", progress) as bar:
                 reduced[name] = prepare_features(x, normalize, chunk_rows, progress=bar.update)
+        start = None if start is None else prepare_features(start, normalize)
 
     per_seed: list[dict[str, float]] = []
     points_used = 0
@@ -243,7 +253,7 @@ def cluster_benchmark(
                     max_points_per_centroid=max_points_per_centroid, spherical=spherical,
                     init=init, use_gpu=gpu)
         with clock.stage("kmeans"):
-            km.fit(points["train"])
+            km.fit(points["train"], init_centroids=start)
         points_used = km.points_used_
         train_pred, centroids = km.labels_, km.centroids_
         if balanced:
@@ -281,7 +291,7 @@ def cluster_benchmark(
         "seeds": [int(s) for s in seed_list],
         "n_init": n_init,
         "n_iter": n_iter,
-        "init": init,
+        "init": init if init_centroids is None else "given centroids",
         "spherical": spherical,
         "kmeans_points": points_used,
         "max_points_per_centroid": max_points_per_centroid,
@@ -294,6 +304,32 @@ def cluster_benchmark(
         "mapping": "train labels; Hungarian, extra clusters to their majority class",
     }
     return ClusterBenchmarkResult(protocol, per_seed, dict(clock.seconds), dict(clock.cpu_seconds))
+
+
+def _start(
+    init_centroids: ArrayLike | None,
+    n_clusters: int,
+    dim: int,
+    seeds: Sequence[int],
+    n_init: int,
+    umap_dim: int | None,
+) -> NDArray[np.float32] | None:
+    """The checked starting centroids (float32), or ``None`` without them."""
+    if init_centroids is None:
+        return None
+    start = np.ascontiguousarray(np.asarray(init_centroids), dtype=np.float32)
+    if start.shape != (n_clusters, dim):
+        raise ValueError(f"init_centroids must have shape ({n_clusters}, {dim}) (one row per "
+                         f"cluster, in the features' space), got {start.shape}")
+    if not np.isfinite(start).all():
+        raise ValueError("init_centroids contain NaN or inf")
+    if len(seeds) != 1 or n_init != 1:
+        raise ValueError(f"init_centroids give one deterministic k-means run: pass seeds=1 and "
+                         f"n_init=1 (got {len(seeds)} seeds, n_init={n_init})")
+    if umap_dim is not None:
+        raise ValueError("init_centroids cannot be combined with umap_dim: the starts live in "
+                         "the features' space, not in a per-seed UMAP embedding")
+    return start
 
 
 def _umap(

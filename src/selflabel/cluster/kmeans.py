@@ -99,13 +99,18 @@ class KMeans:
         if self.init not in ("random", "kmeans++"):
             raise ValueError(f"init must be 'random' or 'kmeans++', got {self.init!r}")
 
-    def fit(self, x: NDArray[Any]) -> KMeans:
-        """Cluster the rows of ``x`` (float32, C-contiguous is best: no copy is made then)."""
+    def fit(self, x: NDArray[Any], init_centroids: NDArray[Any] | None = None) -> KMeans:
+        """Cluster the rows of ``x`` (float32, C-contiguous is best: no copy is made then).
+
+        ``init_centroids`` (k, d): start Lloyd's iterations there instead of at ``init``'s seeds
+        (e.g. a method's own prototypes); the run is then deterministic, so ``n_init`` must be 1.
+        """
         import faiss
 
         x = _as_float32(x)
         n, d = x.shape
         self._check(n)
+        start = None if init_centroids is None else self._start(init_centroids, d)
         gpu = resolve_gpu(self.use_gpu)
         cap = n if self.max_points_per_centroid is None else int(self.max_points_per_centroid)
         params: dict[str, Any] = dict(
@@ -122,13 +127,25 @@ class KMeans:
         if gpu:
             params["gpu"] = True
         km = faiss.Kmeans(d, self.k, **params)
-        km.train(x)
+        km.train(x, init_centroids=start)
         self.centroids_ = np.ascontiguousarray(km.centroids, dtype=np.float32)
         self.objective_ = float(km.obj[-1]) if km.obj is not None and len(km.obj) else float("nan")
         self.points_used_ = min(n, self.k * max(1, cap))
         self.used_gpu_ = gpu
         self.labels_ = self.predict(x)
         return self
+
+    def _start(self, init_centroids: NDArray[Any], d: int) -> NDArray[np.float32]:
+        start = _as_float32(init_centroids)
+        if start.shape != (self.k, d):
+            raise ValueError(f"init_centroids must have shape (k, d) = ({self.k}, {d}), got "
+                             f"{start.shape}; pass one start per cluster, in the data's space")
+        if not np.isfinite(start).all():
+            raise ValueError("init_centroids contain NaN or inf")
+        if self.n_init != 1:
+            raise ValueError(f"init_centroids give one deterministic start; restarts would repeat "
+                             f"it: pass n_init=1 (got {self.n_init})")
+        return start
 
     def predict(self, x: NDArray[Any]) -> NDArray[np.int64]:
         """Index of the nearest centroid (largest inner product when spherical) of every row."""

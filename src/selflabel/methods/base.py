@@ -95,6 +95,13 @@ class Method(nn.Module):
         """Scores (B, K) of the main clustering head for normalised, un-augmented images."""
         raise NotImplementedError(f"{type(self).__name__} has no clustering head")
 
+    @torch.no_grad()
+    def feature_centres(self) -> Tensor | None:
+        """The main head's cluster centres ``(n_clusters, D)`` in the space of :meth:`features`
+        (SwAV's prototypes when no projection head lies between them), or ``None`` when the
+        head has none there (a linear classifier, or prototypes behind a projection)."""
+        return None
+
     def on_epoch_start(self, ctx: StepContext) -> None:
         """Called before the first step of every epoch."""
 

@@ -68,6 +68,16 @@ class EmbeddingNetwork(nn.Module):
         return embedding, list(self.prototypes(embedding))
 
     @torch.no_grad()
+    def feature_prototypes(self) -> Tensor | None:
+        """The first head's prototypes as unit rows ``(K, D)`` in the space of the backbone's
+        features, or ``None`` when a projection head lies between the two (its output space
+        is not the features')."""
+        if len(self.projection_head) > 0:
+            return None
+        weight = self.prototypes.weights()[0].detach().float()
+        return torch.nn.functional.normalize(weight, dim=1)
+
+    @torch.no_grad()
     def normalize_prototypes(self) -> None:
         """L2-normalise every prototype vector in place."""
         self.prototypes.normalize_()

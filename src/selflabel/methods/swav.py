@@ -165,6 +165,10 @@ class SwAV(Method):
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
+    def feature_centres(self) -> Tensor | None:
+        return self.network.feature_prototypes()
+
+    @torch.no_grad()
     def cluster_scores(self, images: Tensor) -> Tensor:
         _, scores = self.network([images])
         return scores[0] / self.temperature

@@ -89,5 +89,9 @@ class SwAVSeLa(Method):
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
+    def feature_centres(self) -> Tensor | None:
+        return self.swav.feature_centres()
+
+    @torch.no_grad()
     def cluster_scores(self, images: Tensor) -> Tensor:
         return self.swav.cluster_scores(images)
