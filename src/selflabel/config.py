@@ -134,6 +134,12 @@ class EvalConfig(_Section):
     #: refine every k-means solution into equal-size clusters (SeLa's equipartition as the
     #: assignment step; clustering benchmark and k-means ``labels.csv``): for balanced classes
     kmeans_balanced: bool = False
+    #: where k-means starts (clustering benchmark of the features and k-means ``labels.csv``):
+    #: ``random`` (faiss: k random points per restart) or ``kmeans++``, ``seeds`` × best of
+    #: ``kmeans_restarts``; ``prototypes``: one run from the main head's prototypes (SwAV-style
+    #: heads on the backbone features, ``model.embedding_dim: 0``, k prototypes; not with UMAP).
+    #: The raw-pixel baseline has no prototypes and keeps ``random``.
+    kmeans_init: Literal["random", "kmeans++", "prototypes"] = "random"
     seeds: int = Field(3, ge=1)
     #: k-means runs per seed; the one with the lowest k-means objective is kept (no labels used)
     kmeans_restarts: int = Field(10, ge=1)

@@ -13,7 +13,8 @@ Protocol (also written into ``metrics.json``):
   images' mean and L2-normalise again), optional PCA, optional UMAP into ``eval.umap_dim``
   dimensions (one embedding per seed), k-means with ``k = eval.n_clusters`` (default:
   number of classes) over ``eval.seeds`` seeds, each the best (lowest k-means objective, no labels
-  involved) of ``eval.kmeans_restarts`` runs, clusters mapped to classes by Hungarian matching,
+  involved) of ``eval.kmeans_restarts`` runs (``eval.kmeans_init: prototypes``: one run started
+  at the main head's prototypes), clusters mapped to classes by Hungarian matching,
   scored on the training images themselves (the clustering setting) — the mean over seeds is
   reported as ``acc``/``nmi``/``ami``/``ari``;
 * head: the arg-max prototype of each image, scored the same way (greedy mapping when the head
@@ -32,7 +33,8 @@ The run's cluster labels (``labels.csv``, the galleries): the method's own clust
 head has exactly ``k`` clusters (``labels_from: "head"``; e.g. SwAV with ``n_prototypes: [10]`` on a
 10-class set), otherwise k-means with ``k`` clusters on the L2-normalised features (after UMAP with
 ``eval.umap_dim``, refined into equal-size clusters with ``eval.kmeans_balanced``;
-``labels_from: "kmeans"``).
+``labels_from: "kmeans"``); with ``eval.kmeans_init: prototypes`` always k-means started at the
+head's prototypes (``labels_from: "kmeans from the prototypes"``).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from selflabel.cluster import (
     center_rows,
     cluster_benchmark,
     clustering_scores,
+    l2_normalize_rows,
     unit_mean,
 )
 from selflabel.config import RunConfig
@@ -172,20 +175,57 @@ def n_eval_clusters(cfg: RunConfig, source: ImageSource) -> int:
     return int(cfg.model.n_prototypes[0])
 
 
-def _benchmark(features: np.ndarray, labels: np.ndarray, cfg: RunConfig, k: int) -> dict[str, Any]:
+def kmeans_start(cfg: RunConfig, method: Method, k: int) -> np.ndarray | None:
+    """The main head's prototypes where k-means starts (``eval.kmeans_init: prototypes``), as
+    ``(k, D)`` float32 unit rows in the features' space; ``None`` for the other starts.
+
+    Raises ValueError, naming the fix, when the method has no such prototypes or the setting
+    cannot use them; the trainer calls it before the first epoch."""
+    e = cfg.eval
+    if e.kmeans_init != "prototypes":
+        return None
+    if e.umap_dim or e.overcluster != 1:
+        raise ValueError("eval.kmeans_init: prototypes starts k clusters at k prototypes in the "
+                         "features' space: it cannot be combined with eval.umap_dim or "
+                         "eval.overcluster != 1; drop one of them")
+    n = k
+    centres = method.feature_centres()
+    if centres is None or centres.shape[0] != n:
+        have = "none in the features' space" if centres is None else f"{centres.shape[0]}"
+        raise ValueError(
+            f"eval.kmeans_init: prototypes starts k-means at the main head's prototypes, but "
+            f"method {method.name!r} has {have} and the benchmark needs {n} (k={k}); use a "
+            "SwAV-style method with model.embedding_dim: 0 and model.n_prototypes[0] = k, or "
+            "eval.kmeans_init: random"
+        )
+    return np.ascontiguousarray(centres.detach().cpu().numpy(), dtype=np.float32)
+
+
+def _benchmark(
+    features: np.ndarray, labels: np.ndarray, cfg: RunConfig, k: int,
+    start: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """The clustering benchmark under ``cfg.eval``; from ``start`` (one run) when given, else
+    ``eval.seeds`` seeds × best of ``eval.kmeans_restarts`` (``prototypes`` falls back to
+    ``random``: the raw-pixel baseline has no prototypes)."""
+    e = cfg.eval
+    starts: dict[str, Any] = (
+        {"seeds": 1, "n_init": 1, "init_centroids": start} if start is not None else
+        {"seeds": e.seeds, "n_init": e.kmeans_restarts,
+         "init": "random" if e.kmeans_init == "prototypes" else e.kmeans_init}
+    )
     result = cluster_benchmark(
         features,
         labels,
         k=k,
-        pca_dim=cfg.eval.pca_dim,
-        seeds=cfg.eval.seeds,
-        overcluster=cfg.eval.overcluster,
-        n_init=cfg.eval.kmeans_restarts,
-        center=cfg.eval.center == "all",
-        umap_dim=cfg.eval.umap_dim,
-        umap_neighbors=cfg.eval.umap_neighbors,
-        balanced=cfg.eval.kmeans_balanced,
+        pca_dim=e.pca_dim,
+        overcluster=e.overcluster,
+        center=e.center == "all",
+        umap_dim=e.umap_dim,
+        umap_neighbors=e.umap_neighbors,
+        balanced=e.kmeans_balanced,
         progress=False,
+        **starts,
     )
     return dict(result.to_dict())
 
@@ -208,8 +248,9 @@ def evaluate_run(
             batch_size=cfg.eval.batch_size, seed=cfg.seed,
         )
     scope = cfg.eval.tta_scope
-    pred = predict(method, data_train, device, cfg.eval.batch_size, views, views_for=scope)
     k = n_eval_clusters(cfg, data_train)
+    start = kmeans_start(cfg, method, k)
+    pred = predict(method, data_train, device, cfg.eval.batch_size, views, views_for=scope)
     out = RunMetrics()
     values: dict[str, Any] = {
         "n_images": len(data_train), "k": k, "eval_views": len(views), "eval_views_for": scope,
@@ -217,7 +258,7 @@ def evaluate_run(
     }
     labelled = data_train.labelled and bool((pred.labels >= 0).all())
     if labelled:
-        bench = _benchmark(pred.features, pred.labels, cfg, k)
+        bench = _benchmark(pred.features, pred.labels, cfg, k, start)
         values.update(_scores(bench, pred, ""))
         values["clustering_benchmark"] = bench
         test = None
@@ -226,7 +267,8 @@ def evaluate_run(
             test = predict(method, data_test, device, cfg.eval.batch_size, tf, views_for=scope)
         baseline = _raw_baseline(baseline, data_train, pred, data_test, test, cfg, k)
         if data_test is not None and test is not None:
-            values.update(_scores(_benchmark(test.features, test.labels, cfg, k), test, "test_"))
+            test_bench = _benchmark(test.features, test.labels, cfg, k, start)
+            values.update(_scores(test_bench, test, "test_"))
             values["test_baseline_kmeans_raw"] = baseline["test_acc"]
             values["test_protocol"] = (
                 f"{len(test.labels)} test images ({data_test.name}): k-means fitted, matched and "
@@ -237,15 +279,16 @@ def evaluate_run(
         values["baseline_kmeans_raw"] = baseline["acc"]
         values["baseline_kmeans_raw_nmi"] = baseline["nmi"]
         values["baseline_detail"] = baseline
-    if method.n_clusters == k:
+    if method.n_clusters == k and start is None:
         out.clusters, out.cluster_confidence = pred.prototype, pred.confidence
         values["labels_from"] = "head"
     else:
         out.clusters, out.cluster_confidence = _kmeans_labels(
             pred.features, k, cfg.seed, cfg.eval.kmeans_restarts, center=cfg.eval.center == "all",
-            umap=_umap_of(cfg), balanced=cfg.eval.kmeans_balanced,
+            umap=_umap_of(cfg), balanced=cfg.eval.kmeans_balanced, start=start,
+            init="random" if cfg.eval.kmeans_init == "prototypes" else cfg.eval.kmeans_init,
         )
-        values["labels_from"] = "kmeans"
+        values["labels_from"] = "kmeans" if start is None else "kmeans from the prototypes"
     values["prototypes_used"] = int(np.unique(pred.prototype).size)
     values["eval_seconds"] = round(time.perf_counter() - t0, 2)
     out.values = values
@@ -321,19 +364,28 @@ def _kmeans_labels(
     center: bool = False,
     umap: UmapEmbedding | None = None,
     balanced: bool = False,
+    start: np.ndarray | None = None,
+    init: str = "random",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Final cluster labels of every image (k-means on L2-normalised features, centred on their
     mean and normalised again when ``center``, embedded by ``umap`` when given; the lowest
-    objective of ``restarts`` runs, refined into equal-size clusters when ``balanced``) and a
+    objective of ``restarts`` runs from ``init`` starts, or one run from ``start`` when given,
+    e.g. the head's prototypes; refined into equal-size clusters when ``balanced``) and a
     confidence: a softmax at temperature 0.1 over the
     cosine to the centroids, or with ``umap`` over the negative squared distances to them in units
     of the mean squared distance of the points to their own centroid."""
     if center:
-        x = center_rows(features, unit_mean(features))
+        mean = unit_mean(features)
+        x = center_rows(features, mean)
+        start = None if start is None else center_rows(start, mean)
     else:
         x = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+        start = None if start is None else l2_normalize_rows(start)
     x = x.astype(np.float32) if umap is None else umap.fit(x.astype(np.float32)).embedding_
-    km = KMeans(k, seed=seed, n_init=restarts).fit(x)
+    if start is None:
+        km = KMeans(k, seed=seed, n_init=restarts, init=init).fit(x)
+    else:
+        km = KMeans(k, seed=seed).fit(x, init_centroids=start)
     centroids, balanced_labels = km.centroids_, None
     if balanced:
         refined = balanced_kmeans(x, km.centroids_)

@@ -38,7 +38,7 @@ from selflabel.run.build import (
     build_method,
     resolve_device,
 )
-from selflabel.run.evaluation import RunMetrics, evaluate_run
+from selflabel.run.evaluation import RunMetrics, evaluate_run, kmeans_start, n_eval_clusters
 from selflabel.run.export import SELF_LABEL_METHODS, self_labels, write_label_files
 from selflabel.run.outputs import write_outputs
 from selflabel.run.warm_start import init_backbone
@@ -78,6 +78,7 @@ def train_job(cfg: RunConfig, run_dir: Path | None = None) -> JobResult:
     log.info("data: %s", data.train.describe())
     augment = ResumableAugment(build_augment(cfg, data.train))
     method = build_method(cfg, data.train, world_size=dist_info.world_size)
+    kmeans_start(cfg, method, n_eval_clusters(cfg, data.train))  # a bad setting fails now
     if cfg.model.init_from and find_resume(run_dir) is None:  # a resumed run has its own weights
         report = init_backbone(method.backbone, cfg.model.init_from)
         log.info("backbone from model.init_from: %s", report.summary())
