@@ -113,3 +113,23 @@ def test_cli_balanced_step(files: Path) -> None:
     data = json.loads(out.read_text())
     assert data["protocol"]["balanced"] is True
     assert data["mean"]["acc"] == 1.0
+
+
+def test_cli_init_centroids_runs_k_means_once_from_them(files: Path) -> None:
+    x, y = np.load(files / "x.npy"), np.load(files / "y.npy")
+    np.save(files / "start.npy", np.stack([x[y == c].mean(0) for c in np.unique(y)]))
+    out = files / "i.json"
+    code, text = _run("--train-features", str(files / "x.npy"), "--train-labels",
+                      str(files / "y.npy"), "--k", "4", "--init-centroids",
+                      str(files / "start.npy"), "--json", str(out), "--quiet")
+    assert code == 0, text
+    data = json.loads(out.read_text())
+    assert data["protocol"]["init"] == "given centroids"
+    assert data["protocol"]["seeds"] == [0]
+    assert data["mean"]["acc"] == 1.0
+    # asking for several seeds from one deterministic start is refused, with the fix
+    code, text = _run("--train-features", str(files / "x.npy"), "--train-labels",
+                      str(files / "y.npy"), "--k", "4", "--init-centroids",
+                      str(files / "start.npy"), "--seeds", "3", "--quiet")
+    assert code != 0
+    assert "pass seeds=1 and n_init=1" in text

@@ -29,6 +29,13 @@ class _StandInMethod(torch.nn.Module):
         return out
 
 
+class _StandInSwAV(_StandInMethod):
+    """A stand-in whose main head has prototypes in the features' space."""
+
+    def feature_centres(self) -> torch.Tensor:
+        return torch.nn.functional.normalize(self.head.weight.detach(), dim=1)
+
+
 def _fake_run_dir(tmp_path: Path, tiny_images: Path) -> tuple[Path, _StandInMethod]:
     import yaml
 
@@ -294,3 +301,30 @@ def test_eval_recomputes_batchnorm_statistics_as_the_run_did(
     net = recalibrated(method, src, views, 10, device=cpu, batch_size=256, seed=4)
     expected_f = predict(net, load_source(str(tiny_images), split="test"), cpu, 256, views)
     np.testing.assert_allclose(np.load(feats), expected_f.features, rtol=1e-4, atol=1e-5)
+
+
+def test_extract_writes_the_prototypes_beside_the_features(
+    cli: RunCli, tmp_path: Path, tiny_images: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import selflabel.commands.extract as extract_cmd
+
+    run, _ = _fake_run_dir(tmp_path, tiny_images)
+    for cls, name in ((_StandInSwAV, "swav"), (_StandInMethod, "plain")):
+        built: list[torch.nn.Module] = []
+
+        def build(config: object, state: dict[str, torch.Tensor], source: object,
+                  cls: type[_StandInMethod] = cls,
+                  built: list[torch.nn.Module] = built) -> object:
+            built.append(cls())
+            built[-1].load_state_dict(state)
+            return built[-1]
+
+        monkeypatch.setattr(extract_cmd, "_method_from_config", build)
+        out = tmp_path / f"{name}.npy"
+        text = cli(["extract", str(run), "--out", str(out), "--quiet"])
+        protos = tmp_path / f"{name}.prototypes.npy"
+        if cls is _StandInSwAV:
+            assert "the main head's prototypes" in text
+            np.testing.assert_allclose(np.load(protos), built[0].feature_centres().numpy())
+        else:
+            assert not protos.exists()

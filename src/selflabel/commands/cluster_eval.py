@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
-__all__ = ["balanced_option", "cluster_eval", "umap_options"]
+__all__ = ["balanced_option", "cluster_eval", "init_option", "kmeans_starts", "umap_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,6 +39,30 @@ def balanced_option(f: F) -> F:
     return click.option("--balanced", is_flag=True,
                         help="Refine every k-means solution into equal-size clusters (SeLa's "
                              "equipartition as the assignment step; for balanced classes).")(f)
+
+
+def init_option(f: F) -> F:
+    """``--init-centroids``: one k-means run from given centroids (e.g. a run's prototypes)."""
+    return click.option(
+        "--init-centroids", type=click.Path(dir_okay=False, path_type=Path), default=None,
+        help="Start one k-means run at these (clusters x dim) centroids in the features' space, "
+             "e.g. the OUT.prototypes.npy that `selflabel extract` writes for SwAV-style runs "
+             "(implies --seeds 1 and one k-means run).")(f)
+
+
+def kmeans_starts(init_centroids: Path | None, seeds: int, n_init: int = 1) -> dict[str, Any]:
+    """The benchmark's ``seeds``/``n_init``/``init_centroids`` for the command's options: with
+    ``--init-centroids`` one run, unless ``--seeds`` or ``--n-init`` asked for more (an error)."""
+    if init_centroids is None:
+        return {"seeds": seeds, "n_init": n_init}
+    from selflabel.cluster import load_array
+
+    ctx = click.get_current_context()
+    explicit = {name for name in ("seeds", "n_init")
+                if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+    return {"seeds": seeds if "seeds" in explicit else 1,
+            "n_init": n_init if "n_init" in explicit else 1,
+            "init_centroids": load_array(init_centroids, role="features", mmap_mode=None)}
 
 
 def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -66,6 +90,7 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -
 @click.option("--whiten", is_flag=True, help="Whiten the PCA projections.")
 @umap_options
 @balanced_option
+@init_option
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True,
               help="Number of k-means seeds (0..seeds-1).")
 @click.option("--n-init", type=click.IntRange(min=1), default=1, show_default=True,
@@ -93,6 +118,7 @@ def cluster_eval(
     umap_dim: int | None,
     umap_neighbors: int,
     balanced: bool,
+    init_centroids: Path | None,
     seeds: int,
     n_init: int,
     n_iter: int,
@@ -119,8 +145,7 @@ def cluster_eval(
         result = cluster_benchmark(
             x_tr, y_tr, x_va, y_va, k=k, pca_dim=pca_dim, l2_normalize=not no_l2,
             whiten=whiten, umap_dim=umap_dim, umap_neighbors=umap_neighbors, balanced=balanced,
-            seeds=seeds,
-            overcluster=overcluster, n_init=n_init, n_iter=n_iter,
+            overcluster=overcluster, n_iter=n_iter, **kmeans_starts(init_centroids, seeds, n_init),
             max_points_per_centroid=max_points_per_centroid, spherical=spherical,
             use_gpu=_GPU[gpu], progress=not quiet,
         )

@@ -17,12 +17,18 @@ Protocols in detail: ``docs/evaluation.md``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
-from selflabel.commands.cluster_eval import balanced_option, umap_options
+from selflabel.commands.cluster_eval import (
+    balanced_option,
+    init_option,
+    kmeans_starts,
+    umap_options,
+)
 from selflabel.commands.eval_inputs import finish, input_options, load_inputs
 
 __all__ = ["eval_group"]
@@ -208,12 +214,14 @@ def linear(
 )
 @umap_options
 @balanced_option
+@init_option
 def cluster(
     k: int | None,
     pca_dim: int | None,
     umap_dim: int | None,
     umap_neighbors: int,
     balanced: bool,
+    init_centroids: Path | None,
     seeds: int,
     overcluster: float,
     no_l2: bool,
@@ -241,9 +249,9 @@ def cluster(
             umap_dim=umap_dim,
             umap_neighbors=umap_neighbors,
             balanced=balanced,
-            seeds=seeds,
             overcluster=overcluster,
             progress=not o["quiet"],
+            **kmeans_starts(init_centroids, seeds),
         )
     except (ValueError, TypeError, ImportError) as err:
         raise click.ClickException(str(err)) from err
@@ -256,8 +264,9 @@ def cluster(
         + (f"UMAP to {umap_dim} (n_neighbors {umap_neighbors}, one per seed), " if umap_dim else "")
         + f"k-means with {result.protocol.get('n_clusters')} clusters on all train rows, "
         + ("refined into equal-size clusters, " if balanced else "")
-        + f"{seeds} seeds, clusters mapped to classes on train (Hungarian), scored on "
-        f"{result.protocol.get('scored_on')}; mean ± std over seeds"
+        + (f"one run from the centroids of {init_centroids}, " if init_centroids else "")
+        + f"{len(result.per_seed)} seeds, clusters mapped to classes on train (Hungarian), "
+        f"scored on {result.protocol.get('scored_on')}; mean ± std over seeds"
     )
     click.echo(f"inputs: {inputs.described}")
     click.echo(result.table())

@@ -4,6 +4,7 @@ Example::
 
     selflabel extract runs/swav-fmnist --data fashion-mnist --split test --out feats/test.npy
     # -> feats/test.npy (N × D float32), feats/test.labels.npy, feats/test.indices.npy
+    #    and, for SwAV-style runs with prototypes on the features, feats/test.prototypes.npy
 
 ``CHECKPOINT`` is a run directory of ``selflabel train`` (its ``config.yaml`` rebuilds the method
 and ``checkpoint_last.pt`` — or the newest ``checkpoint_epochN.pt`` — fills it), one of our
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import click
+import numpy as np
 import torch
 from torch import nn
 
@@ -376,3 +378,8 @@ def extract(
         f"wrote {out} {tuple(res.features.shape)} float32, {labels_path_for(out)}, "
         f"{labels_path_for(out, 'indices')}"
     )
+    centres = getattr(model, "feature_centres", lambda: None)()
+    if centres is not None:  # where `cluster-eval --init-centroids` can start k-means
+        path = labels_path_for(out, "prototypes")
+        np.save(path, centres.cpu().numpy().astype(np.float32))
+        click.echo(f"wrote {path} {tuple(centres.shape)}: the main head's prototypes")
