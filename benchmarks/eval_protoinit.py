@@ -1,6 +1,6 @@
 """k-means started at the method's prototypes (``eval.kmeans_init: prototypes``) chosen without the
-test split: the clustering benchmark of finished runs on their training images, k-means++
-restarts against one k-means run started at the main head's prototypes.
+test split: the clustering benchmark of finished runs on their training images, random-start
+k-means restarts against one k-means run started at the main head's prototypes.
 
 For each run directory the last checkpoint is loaded and the features of its **training** images
 are extracted exactly as the run's own evaluation does (its views, and BatchNorm statistics
@@ -53,7 +53,7 @@ def prototype_figures(run: Path, features: np.ndarray, labels: np.ndarray) -> di
 
 
 def run_figures(run: Path, cache: Path | None) -> dict[str, float]:
-    """Training-image ACC/NMI/ARI of one run's clustering benchmark, k-means++ and prototypes."""
+    """Training-image ACC/NMI/ARI of one run's clustering benchmark: random starts, prototypes."""
     cfg, features, labels = training_features(run, cache)
     out: dict[str, float] = {}
     record(out, run, "plain", clustering_figures(features, labels, cfg))
