@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from selflabel.cli import main
-from selflabel.cluster import UmapEmbedding, clustering_scores
+from selflabel.cluster import KMeans, UmapEmbedding, cluster_benchmark, clustering_scores
 from selflabel.config import ConfigError, load_config
 from selflabel.run.evaluation import _kmeans_labels
 
@@ -118,3 +118,11 @@ def test_kmeans_labels_from_a_start_follow_it() -> None:
         pred, conf = _kmeans_labels(x, 3, seed=0, start=start, center=center)
         assert (pred == y).all()  # cluster c is the one started at class c's mean
         assert ((conf > 0) & (conf <= 1.0)).all()
+    # the labels are k-means' own assignment, as the clustering benchmark scores it
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    bench = cluster_benchmark(x, y, k=3, seeds=1, n_init=1, init_centroids=start, progress=False)
+    pred, _ = _kmeans_labels(x, 3, seed=0, start=start)
+    assert clustering_scores(y, pred)["acc"] == bench.mean()["acc"]
+    km = KMeans(3, use_gpu=False).fit(unit, init_centroids=start / np.linalg.norm(start, axis=1,
+                                                                                 keepdims=True))
+    assert (pred == km.labels_).all()

@@ -220,8 +220,11 @@ def _is_num(v: Any) -> bool:
 
 
 def _labels_origin(run: RunFiles) -> str:
-    if run.metrics.get("labels_from") == "head":
+    origin = run.metrics.get("labels_from")
+    if origin == "head":
         return "the method's own head, arg-max prototype"
+    if origin == "kmeans from the prototypes":
+        return "one k-means run on the final features, started at the head's prototypes"
     return "one k-means run on the final features"
 
 

@@ -398,7 +398,9 @@ def _kmeans_labels(
     logits = (sims - sims.max(1, keepdims=True)) / 0.1
     probs = np.exp(logits)
     probs /= probs.sum(1, keepdims=True)
-    labels = probs.argmax(1) if balanced_labels is None else balanced_labels
-    # the confidence of each image's own cluster (under ``balanced`` not always its nearest)
+    # k-means' own assignment (nearest centroid), as the clustering benchmark scores it
+    labels = km.labels_ if balanced_labels is None else balanced_labels
+    # the confidence of each image's own cluster (not always the largest one: the centroids'
+    # norms differ, and under ``balanced`` the assignment is constrained)
     confidence = np.take_along_axis(probs, labels[:, None], 1)[:, 0]
     return labels.astype(np.int64), confidence.astype(np.float32)
