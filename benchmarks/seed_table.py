@@ -24,7 +24,8 @@ Usage::
 (``data.holdout``) on its test source instead (kNN and the training-image figures then use all
 the training images). Training settings cannot change after training. ``--plot-keys knn linear``
 plots the representation figures instead of the clustering ones; ``--last`` scores only each
-run's last checkpoint; ``--xlabel`` says how the minutes were measured.
+run's last checkpoint; ``--xlabel`` says how the minutes were measured; ``--from-json FILE
+--plot P`` redraws the plot of an earlier ``--json`` without evaluating anything.
 """
 
 from __future__ import annotations
@@ -179,7 +180,7 @@ def plot(
     ax.set_ylabel("clustering accuracy, test split" if clustering else "accuracy, test split")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -188,7 +189,9 @@ def plot(
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("runs", nargs="*", type=Path)
+    ap.add_argument("--from-json", type=Path, default=None,
+                    help="plot the rows of an earlier --json instead of evaluating runs")
     ap.add_argument("--linear", action="store_true", help="linear probe on the last checkpoint")
     ap.add_argument("--minutes-from", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
@@ -204,6 +207,14 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="eval.KEY=VALUE",
                     help="re-evaluate with this evaluation setting (repeatable)")
     args = ap.parse_args()
+    if args.from_json is not None:
+        if args.runs or args.plot is None:
+            ap.error("--from-json only replots: pass --plot and no run directories")
+        rows = json.loads(args.from_json.read_text())["rows"]
+        plot(rows, args.plot, args.title, xlabel=args.xlabel, keys=tuple(args.plot_keys))
+        return
+    if not args.runs:
+        ap.error("pass run directories (or --from-json)")
     torch.set_num_threads(args.threads)
     rows: list[dict[str, Any]] = []
     for run in args.runs:
