@@ -95,14 +95,16 @@ def decide(rows: dict[str, dict[str, float]]) -> str:
 
 
 def training_features(
-    run: Path, cache: Path | None = None, bn_images: int | None = None
+    run: Path, cache: Path | None = None, bn_images: int | None = None,
+    loaded: tuple[RunConfig, ImageSource, Method] | None = None,
 ) -> tuple[RunConfig, np.ndarray, np.ndarray]:
     """A run's config and the features and labels of its training images as its evaluation
     extracts them: its views, and BatchNorm statistics recomputed on ``bn_images`` images (default:
     the run's ``eval.bn_recalibrate``). With ``cache`` they are kept in ``cache/<run name>.npz``
-    and read from there on the next call."""
+    and read from there on the next call. ``loaded``: what :func:`load_run` gave for ``run``
+    already (not loaded again)."""
     path = cache / f"{run.name}.npz" if cache is not None else None
-    cfg, source, method = load_run(run)
+    cfg, source, method = loaded if loaded is not None else load_run(run)
     if path is not None and path.exists():
         with np.load(path) as f:
             return cfg, f["features"], f["labels"]

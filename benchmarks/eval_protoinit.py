@@ -35,11 +35,13 @@ from eval_center import (
     write_json,
 )
 from selflabel.cluster import cluster_benchmark
+from selflabel.methods import Method
 
 
-def prototype_figures(run: Path, features: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+def prototype_figures(
+    run: Path, method: Method, features: np.ndarray, labels: np.ndarray
+) -> dict[str, float]:
     """ACC/NMI/ARI of one k-means run started at the run's prototypes, and its seconds."""
-    _, _, method = load_run(run)
     centres = method.feature_centres()
     if centres is None:
         raise SystemExit(f"{run}: the method's main head has no prototypes in the features' space")
@@ -54,10 +56,11 @@ def prototype_figures(run: Path, features: np.ndarray, labels: np.ndarray) -> di
 
 def run_figures(run: Path, cache: Path | None) -> dict[str, float]:
     """Training-image ACC/NMI/ARI of one run's clustering benchmark: random starts, prototypes."""
-    cfg, features, labels = training_features(run, cache)
+    loaded = load_run(run)
+    cfg, features, labels = training_features(run, cache, loaded=loaded)
     out: dict[str, float] = {}
     record(out, run, "plain", clustering_figures(features, labels, cfg))
-    record(out, run, "prototypes", prototype_figures(run, features, labels))
+    record(out, run, "prototypes", prototype_figures(run, loaded[2], features, labels))
     return out
 
 

@@ -188,17 +188,22 @@ def kmeans_start(cfg: RunConfig, method: Method, k: int) -> np.ndarray | None:
         raise ValueError("eval.kmeans_init: prototypes starts k clusters at k prototypes in the "
                          "features' space: it cannot be combined with eval.umap_dim or "
                          "eval.overcluster != 1; drop one of them")
-    n = k
     centres = method.feature_centres()
-    if centres is None or centres.shape[0] != n:
+    if centres is None or centres.shape[0] != k:
         have = "none in the features' space" if centres is None else f"{centres.shape[0]}"
         raise ValueError(
             f"eval.kmeans_init: prototypes starts k-means at the main head's prototypes, but "
-            f"method {method.name!r} has {have} and the benchmark needs {n} (k={k}); use a "
-            "SwAV-style method with model.embedding_dim: 0 and model.n_prototypes[0] = k, or "
+            f"method {method.name!r} has {have} and the benchmark needs {k}, one per cluster; "
+            "use a SwAV-style method with model.embedding_dim: 0 and model.n_prototypes[0] = k, or "
             "eval.kmeans_init: random"
         )
-    return np.ascontiguousarray(centres.detach().cpu().numpy(), dtype=np.float32)
+    return np.ascontiguousarray(centres.cpu().numpy(), dtype=np.float32)
+
+
+def _restart_init(cfg: RunConfig) -> str:
+    """Where random-restart k-means starts: ``eval.kmeans_init``, or ``random`` where the
+    prototypes cannot be used (the raw-pixel baseline, which has none)."""
+    return "random" if cfg.eval.kmeans_init == "prototypes" else cfg.eval.kmeans_init
 
 
 def _benchmark(
@@ -211,8 +216,7 @@ def _benchmark(
     e = cfg.eval
     starts: dict[str, Any] = (
         {"seeds": 1, "n_init": 1, "init_centroids": start} if start is not None else
-        {"seeds": e.seeds, "n_init": e.kmeans_restarts,
-         "init": "random" if e.kmeans_init == "prototypes" else e.kmeans_init}
+        {"seeds": e.seeds, "n_init": e.kmeans_restarts, "init": _restart_init(cfg)}
     )
     result = cluster_benchmark(
         features,
@@ -286,7 +290,7 @@ def evaluate_run(
         out.clusters, out.cluster_confidence = _kmeans_labels(
             pred.features, k, cfg.seed, cfg.eval.kmeans_restarts, center=cfg.eval.center == "all",
             umap=_umap_of(cfg), balanced=cfg.eval.kmeans_balanced, start=start,
-            init="random" if cfg.eval.kmeans_init == "prototypes" else cfg.eval.kmeans_init,
+            init=_restart_init(cfg),
         )
         values["labels_from"] = "kmeans" if start is None else "kmeans from the prototypes"
     values["prototypes_used"] = int(np.unique(pred.prototype).size)
